@@ -1,0 +1,45 @@
+"""JSON errors with the right status, never a stack trace."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from api.services import BadRequest, NotFound
+
+log = logging.getLogger("payready.api")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str):  # noqa: ANN201
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api(exc: ApiError):  # noqa: ANN202
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(BadRequest)
+    def _bad(exc: BadRequest):  # noqa: ANN202
+        return error_response(400, "bad_request", str(exc))
+
+    @app.errorhandler(NotFound)
+    def _missing(exc: NotFound):  # noqa: ANN202
+        return error_response(404, "not_found", str(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):  # noqa: ANN202
+        return error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
+                              exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # noqa: ANN202
+        log.exception("unhandled error")
+        return error_response(500, "internal", "internal error; see the server log")

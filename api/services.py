@@ -1,0 +1,148 @@
+"""Read-side service functions shared by the HTTP API, the CLI summary and (later) MCP tools."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from typing import Optional
+
+import sqlalchemy as sa
+
+from common import db
+from common.settings import Settings
+
+
+class NotFound(LookupError):
+    pass
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def encode_cursor(occurred_at: Optional[dt.datetime], interaction_id: int) -> str:
+    raw = json.dumps([occurred_at.isoformat() if occurred_at else None, interaction_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Optional[dt.datetime], int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, iid = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
+        return (dt.datetime.fromisoformat(at) if at else None), int(iid)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise BadRequest("cursor is not one this API returned") from None
+
+
+def parse_uuid(value: str, name: str = "entity_id") -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise BadRequest(f"{name} must be a UUID") from None
+
+
+def timeline(settings: Settings, entity_id: str, *, start: Optional[dt.datetime] = None,
+             end: Optional[dt.datetime] = None, sources: Optional[list[str]] = None,
+             kinds: Optional[list[str]] = None, limit: int = 50, cursor: Optional[str] = None) -> dict:
+    """Interactions of a person or company, newest first, keyset-paginated on (occurred_at, id)."""
+    entity_id = parse_uuid(entity_id)
+    where = ["ie.entity_id = :eid", "i.occurred_at IS NOT NULL"]
+    params: dict = {"eid": entity_id, "limit": limit + 1}
+    if start:
+        where.append("i.occurred_at >= :start")
+        params["start"] = start
+    if end:
+        where.append("i.occurred_at < :end")
+        params["end"] = end
+    if sources:
+        where.append("i.source = ANY(:sources)")
+        params["sources"] = sources
+    if kinds:
+        where.append("i.kind = ANY(:kinds)")
+        params["kinds"] = kinds
+    if cursor:
+        at, iid = decode_cursor(cursor)
+        where.append("(i.occurred_at, i.id) < (:c_at, :c_id)")
+        params.update(c_at=at, c_id=iid)
+    with db.transaction(settings) as conn:
+        entity = _entity_head(conn, entity_id)
+        rows = conn.execute(sa.text(
+            "SELECT i.id, i.source, i.source_type, i.source_id, i.kind, i.occurred_at, i.title, i.url, "
+            "left(coalesce(i.body, (SELECT string_agg(t.text, ' ' ORDER BY t.start_ms) FROM interaction_turns t "
+            "WHERE t.interaction_id = i.id)), 280) AS snippet "
+            "FROM interaction_entities ie JOIN interactions i ON i.id = ie.interaction_id "
+            f"WHERE {' AND '.join(where)} ORDER BY i.occurred_at DESC, i.id DESC LIMIT :limit"), params).mappings().all()
+    items = [dict(r) | {"occurred_at": r["occurred_at"].isoformat()} for r in rows[:limit]]
+    nxt = encode_cursor(rows[limit - 1]["occurred_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
+    return {"entity": entity, "items": items, "next_cursor": nxt}
+
+
+def _entity_head(conn: sa.engine.Connection, entity_id: str) -> dict:
+    row = conn.execute(sa.text(
+        "SELECT 'person' AS type, id::text, display_name AS name, primary_email AS email, NULL AS domain "
+        "FROM persons WHERE id = :id UNION ALL "
+        "SELECT 'company', id::text, name, NULL, primary_domain FROM companies WHERE id = :id"),
+        {"id": entity_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"no person or company with id {entity_id}")
+    return dict(row)
+
+
+def get_entity(settings: Settings, entity_id: str) -> dict:
+    entity_id = parse_uuid(entity_id)
+    with db.transaction(settings) as conn:
+        head = _entity_head(conn, entity_id)
+        identities = conn.execute(sa.text(
+            "SELECT em.source, em.source_type, em.source_id, em.confidence, em.method, em.evidence, si.name, si.emails "
+            "FROM entity_mappings em LEFT JOIN source_identities si USING (source, source_type, source_id) "
+            "WHERE em.entity_id = :id ORDER BY em.source, em.source_type, em.source_id"), {"id": entity_id}).mappings().all()
+        count = conn.execute(sa.text("SELECT count(*) FROM interaction_entities WHERE entity_id = :id"),
+                             {"id": entity_id}).scalar()
+        related = conn.execute(sa.text(
+            "SELECT id::text, display_name AS name, 'person' AS type FROM persons WHERE company_id = :id "
+            "UNION ALL SELECT c.id::text, c.name, 'company' FROM persons p JOIN companies c ON c.id = p.company_id "
+            "WHERE p.id = :id ORDER BY 2 LIMIT 100"), {"id": entity_id}).mappings().all()
+    return {**head, "identities": [dict(r) for r in identities], "interaction_count": count,
+            "related": [dict(r) for r in related]}
+
+
+def find_entities(settings: Settings, q: str, limit: int = 20) -> list[dict]:
+    q = (q or "").strip()
+    if len(q) < 2:
+        raise BadRequest("q must have at least 2 characters")
+    like = f"%{q.lower()}%"
+    with db.transaction(settings) as conn:
+        rows = conn.execute(sa.text(
+            "SELECT 'person' AS type, id::text, display_name AS name, primary_email AS email, NULL AS domain "
+            "FROM persons WHERE lower(display_name) LIKE :q OR lower(primary_email) LIKE :q "
+            "UNION ALL SELECT 'company', id::text, name, NULL, primary_domain FROM companies "
+            "WHERE lower(name) LIKE :q OR domains::text ILIKE :q ORDER BY 3 LIMIT :n"),
+            {"q": like, "n": limit}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def search(settings: Settings, text: str, k: int = 5, sources: Optional[list[str]] = None) -> list[dict]:
+    """Semantic search: embed the question, nearest chunks, with their interaction and citation keys."""
+    from embed_worker.pipeline import settings_embedder
+    from embed_worker.stores import build_store
+
+    vector = settings_embedder(settings).embed([text])[0]
+    store = build_store(settings.vector_store)
+    with db.transaction(settings) as conn:
+        hits = store.search(conn, vector, k, sources)
+        if not hits:
+            return []
+        rows = conn.execute(sa.text(
+            "SELECT c.id::text AS chunk_id, c.text, c.speakers, c.start_ms, i.id AS interaction_id, i.source, "
+            "i.source_type, i.source_id, i.kind, i.title, i.occurred_at, i.url FROM chunks c "
+            "JOIN interactions i ON i.id = c.interaction_id WHERE c.id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": [h.chunk_id for h in hits]}).mappings().all()
+    by_id = {r["chunk_id"]: dict(r) for r in rows}
+    out = []
+    for h in hits:
+        row = by_id.get(h.chunk_id)
+        if row:
+            row["occurred_at"] = row["occurred_at"].isoformat() if row["occurred_at"] else None
+            out.append(row | {"score": round(h.score, 4)})
+    return out

@@ -1,0 +1,44 @@
+"""Sync trigger and run status."""
+from __future__ import annotations
+
+from flask import Blueprint, Flask, current_app, jsonify, request, url_for
+
+from api.errors import ApiError
+from common import runs
+
+bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
+SOURCES = ("gong", "slack", "hubspot", "salesforce")
+
+
+@bp.post("/trigger")
+def trigger():  # noqa: ANN201
+    settings = current_app.config["PAYREADY"]
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "body must be a JSON object")
+    sources = body.get("sources") or list(settings.sources)
+    if not isinstance(sources, list) or not all(isinstance(s, str) and s in SOURCES for s in sources):
+        raise ApiError(400, "bad_request", f"sources must be a list drawn from {', '.join(SOURCES)}")
+    full = body.get("full_refresh", False)
+    if not isinstance(full, bool):
+        raise ApiError(400, "bad_request", "full_refresh must be true or false")
+    started = runs.start_run(settings, sorted(set(sources)), trigger="api", full_refresh=full)
+    if started.created:
+        runs.build_canvas(settings, started.run_id, sorted(set(sources))).apply_async()
+    status_url = url_for("sync.run_status", run_id=started.run_id)
+    return jsonify({"run_id": started.run_id, "created": started.created, "status_url": status_url}), \
+        202, {"Location": status_url}
+
+
+@bp.get("/runs/<run_id>")
+def run_status(run_id: str):  # noqa: ANN201
+    run = runs.get_run(current_app.config["PAYREADY"], run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"no run {run_id}")
+    return jsonify(run)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,155 @@
+"""The one Celery app: queues, routing, serialization and the task decorator every task uses.
+
+Queues are ``<domain>.ingest``, ``<domain>.resolve`` and ``<domain>.embed``, each bound to its own
+direct exchange and routing key (a bare ``Queue(name)`` would bind them all to one exchange).
+Tasks are routed by module: everything in ``ingest_worker.tasks`` goes to the ingest queue, and so
+on, so a task never names its queue. :func:`task` gives each task metrics, a log context and the
+retry policy, so task bodies hold only logic.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from typing import Any, Callable, Optional
+
+from celery import Celery, Task, signals
+from kombu import Exchange, Queue
+
+from common import embedded, metrics, settings as settings_mod
+
+log = logging.getLogger("payready.task")
+
+INGEST, RESOLVE, EMBED = "ingest", "resolve", "embed"
+PHASE_QUEUES = (INGEST, RESOLVE, EMBED)
+
+# Task names: constants, so callers and beat never spell them twice.
+TRIGGER_SOURCE = "ingest_worker.tasks.trigger_source"
+WAIT_SOURCE = "ingest_worker.tasks.wait_source"
+PROCESS_SOURCE = "ingest_worker.tasks.process_source"
+RESOLVE_ENTITIES = "resolve_worker.tasks.resolve_entities"
+ANALYTICS = "resolve_worker.tasks.refresh_analytics"
+FINISH_RUN = "resolve_worker.tasks.finish_run"
+EMBED_PENDING = "embed_worker.tasks.embed_pending"
+DISPATCH_SYNC = "ingest_worker.tasks.dispatch_sync"
+
+_MODULE_QUEUE = {"ingest_worker": INGEST, "resolve_worker": RESOLVE, "embed_worker": EMBED}
+
+
+def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> Optional[dict]:
+    phase = _MODULE_QUEUE.get(name.split(".", 1)[0])
+    if phase is None:
+        return None
+    s = settings_mod.get()
+    return {"queue": s.queue(phase), "exchange": s.queue(phase), "routing_key": s.queue(phase)}
+
+
+def configure(app: Celery, s: settings_mod.Settings) -> None:
+    """Apply settings to the app; called at import and again when tests change settings."""
+    s = embedded.resolve_urls(s)
+    broker = s.broker_url or "memory://"  # no broker configured: fail on first send, not at import
+    app.conf.update(
+        broker_url=broker,
+        result_backend=_result_backend(s),
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_expires=24 * 3600,
+        timezone="UTC",
+        enable_utc=True,
+        task_queues=[Queue(s.queue(p), Exchange(s.queue(p), type="direct"), routing_key=s.queue(p))
+                     for p in PHASE_QUEUES],
+        task_default_queue=s.queue(INGEST),
+        task_default_exchange=s.queue(INGEST),
+        task_default_routing_key=s.queue(INGEST),
+        task_routes=(_route,),
+        # one message at a time per process: tasks are batch-sized and long, prefetch would hoard
+        worker_prefetch_multiplier=1,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_track_started=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        # the longest task (a big process batch loop) must finish before redelivery
+        broker_transport_options={"visibility_timeout": 3600, "global_keyprefix": s.key_prefix + "celery:"},
+        result_backend_transport_options={"global_keyprefix": s.key_prefix + "celery:"},
+        worker_hijack_root_logger=False,
+    )
+
+
+def _result_backend(s: settings_mod.Settings) -> Optional[str]:
+    # Chords need a result backend; Redis (the cache) serves, even with RabbitMQ as broker.
+    url = s.redis_url
+    if url and url.startswith("unix://"):
+        return "redis+socket://" + url[len("unix://"):].split("?", 1)[0] + "?virtual_host=2"
+    return url
+
+
+app = Celery("payready", include=["ingest_worker.tasks", "resolve_worker.tasks", "embed_worker.tasks"])
+configure(app, settings_mod.get())
+
+
+class PayReadyTask(Task):
+    """Base for every task: retry policy defaults and failure bookkeeping for runs."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    max_retries = 5
+    retry_backoff = True
+    retry_backoff_max = 300
+    retry_jitter = True
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):  # noqa: ANN001
+        run_id = kwargs.get("run_id") if kwargs else None
+        if run_id:
+            from common import runs
+
+            try:
+                runs.fail_run(settings_mod.get(), run_id, f"{self.name}: {type(exc).__name__}: {exc}")
+            except Exception:  # the failure is already being reported; never mask it
+                log.exception("could not mark run %s failed", run_id)
+
+
+def task(name: str, *, retry_on: tuple[type[BaseException], ...] = (), **options: Any) -> Callable:
+    """Register a task with metrics, log context and retry policy.
+
+    ``retry_on`` lists exceptions that mean "try again later" (connection errors, 5xx, 429); any
+    other exception fails the task at once, since repeating a bug only repeats it.
+    """
+
+    def decorate(fn: Callable) -> Task:
+        @functools.wraps(fn)
+        def run(self: Task, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            outcome = "ok"
+            run_id = kwargs.get("run_id", "-")
+            try:
+                return fn(self, *args, **kwargs)
+            except retry_on as exc:
+                outcome = "retry"
+                # exponential backoff with full jitter, so retrying workers do not stampede
+                ceiling = min(PayReadyTask.retry_backoff_max, 2 ** (self.request.retries + 1))
+                raise self.retry(exc=exc, countdown=random.uniform(0, ceiling))
+            except Exception:
+                outcome = "error"
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.TASKS.labels(task=name, outcome=outcome).inc()
+                metrics.TASK_SECONDS.labels(task=name).observe(elapsed)
+                log.info("task=%s run=%s outcome=%s seconds=%.3f", name.rsplit(".", 1)[-1], run_id,
+                         outcome, elapsed)
+
+        return app.task(name=name, bind=True, base=PayReadyTask, **options)(run)
+
+    return decorate
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    # pooled DB connections must not cross a fork
+    from common import db
+
+    db.dispose_all()

@@ -1,0 +1,245 @@
+"""The `payready` command: up, demo, sync, migrate, generate, status, keys.
+
+Configuration errors end the command with exit 2 and a message naming the variable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from common import embedded, settings as settings_mod
+from common.settings import ConfigError, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings(env_overrides: Optional[dict] = None) -> Settings:
+    env = {**os.environ, **(env_overrides or {})}
+    s = embedded.resolve_urls(settings_mod.load(env))
+    settings_mod.override(s)
+    return s
+
+
+def migrate(settings: Settings) -> str:
+    """Bring the domain schema to the newest revision; returns it."""
+    from alembic import command
+    from alembic.config import Config
+
+    from common import db
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "alembic"))
+    cfg.attributes["settings"] = settings
+    command.upgrade(cfg, "head")
+    with db.transaction(settings) as conn:
+        return db.current_revision(conn) or ""
+
+
+def _configure_celery(settings: Settings) -> None:
+    from common.celery_app import app, configure
+
+    configure(app, settings)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    s = _settings()
+    with _stack_if_needed(s) as s:
+        print(f"schema {s.schema} at revision {migrate(s)}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ingest_worker.generate import generate
+
+    counts = generate(Path(args.out), scale=args.scale, seed=args.seed,
+                      progress=lambda msg: print(msg, file=sys.stderr))
+    print(json.dumps(counts, indent=2, default=str))
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from common import runs
+
+    s = _settings()
+    if s.database_url is None:
+        print("no database: start the stack with `payready up` or set PAYREADY_DATABASE_URL", file=sys.stderr)
+        return 2
+    _configure_celery(s)
+    sources = args.source or list(s.sources)
+    started = runs.start_run(s, sources, trigger="cli", full_refresh=args.full_refresh)
+    if started.created:
+        runs.build_canvas(s, started.run_id, sources).apply_async()
+    if not args.wait:
+        print(json.dumps({"run_id": started.run_id, "created": started.created}) if args.json else started.run_id)
+        return 0
+    run = runs.wait_for(s, started.run_id, timeout=args.timeout,
+                        progress=None if args.json else _progress_printer())
+    if args.json:
+        print(json.dumps(run, indent=2, default=str))
+    else:
+        print(f"\nrun {run.get('run_id')} {run.get('status')}")
+    return 0 if run.get("status") == "succeeded" else 1
+
+
+def _progress_printer():
+    last = {"line": ""}
+
+    def show(run: dict) -> None:
+        src = run.get("sources", {})
+        line = "  ".join(f"{k}: {v['processed']}+{v['dead_lettered']}/{v['in']} {v['status']}" for k, v in src.items())
+        line = f"[{run.get('status')}] {line} | phases: {', '.join(sorted(run.get('phases', {})))}"
+        if line != last["line"]:
+            print(line, file=sys.stderr)
+            last["line"] = line
+
+    return show
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from common import status
+
+    s = _settings()
+    report = status.collect(s)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        for key, value in report.items():
+            print(f"{key:>12}: {value}")
+    return 0 if report.get("database", {}).get("ok") else 1
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from api import auth
+
+    s = _settings()
+    if s.database_url is None:
+        print("no database: start the stack with `payready up` or set PAYREADY_DATABASE_URL", file=sys.stderr)
+        return 2
+    key = auth.create_key(s, args.name)
+    print(f"created API key {args.name!r} for domain {s.domain}; it is shown once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from honcho.environ import parse_procfile
+    from honcho.manager import Manager
+
+    s = _settings()
+    with _stack_if_needed(s) as s:
+        migrate(s)
+        env = {**os.environ, **_process_env(s)}
+        procfile = parse_procfile((ROOT / "Procfile").read_text())
+        manager = Manager()
+        for name, entry in procfile.processes.items():
+            manager.add_process(name, entry, env=env, cwd=str(ROOT))
+        print(f"API on http://{s.api_host}:{s.api_port}  Flower on http://127.0.0.1:{s.flower_port}",
+              file=sys.stderr)
+        manager.loop()  # returns when any process dies or on SIGINT/SIGTERM, after stopping all
+        return manager.returncode or 0
+
+
+def _process_env(s: Settings) -> dict[str, str]:
+    env = {"PAYREADY_DOMAIN": s.domain, "PAYREADY_DATA_DIR": str(s.data_dir)}
+    for var, value in (("PAYREADY_DATABASE_URL", s.database_url), ("PAYREADY_REDIS_URL", s.redis_url),
+                       ("PAYREADY_BROKER_URL", s.broker_url)):
+        if value:
+            env[var] = value
+    return env
+
+
+class _stack_if_needed:
+    """Start the embedded stack for the duration of a command when no URLs are configured."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.stack: Optional[embedded.EmbeddedStack] = None
+
+    def __enter__(self) -> Settings:
+        if self.settings.database_url and self.settings.redis_url:
+            return self.settings
+        self.stack = embedded.EmbeddedStack(self.settings.data_dir)
+        urls = self.stack.start()
+        # SIGTERM must unwind through __exit__ so the servers stop cleanly
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        s = _settings(urls.as_env())
+        _configure_celery(s)
+        return s
+
+    def __exit__(self, *exc: object) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from common import demo
+
+    s = _settings()
+    if not (s.database_url and s.redis_url):
+        s = settings_mod._replace(s, data_dir=s.data_dir / "demo")
+        if not args.keep:
+            embedded.remove_data(s.data_dir)
+    started = time.perf_counter()
+    with _stack_if_needed(s) as s:
+        summary = demo.run(s, progress=lambda msg: print(msg, file=sys.stderr))
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    print(demo.render(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
+    return 0 if summary["run"]["status"] == "succeeded" else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="payready", description="Pay Ready domain ETL & AI")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the whole stack in the foreground (Ctrl-C stops it)").set_defaults(fn=cmd_up)
+    d = sub.add_parser("demo", help="one full sync of the sample through real workers, then a summary")
+    d.add_argument("--keep", action="store_true", help="keep the demo data folder from the last run")
+    d.add_argument("--json", metavar="FILE", help="also write the summary as JSON to FILE")
+    d.set_defaults(fn=cmd_demo)
+    sy = sub.add_parser("sync", help="start a sync run on the running stack")
+    sy.add_argument("--source", action="append", choices=("gong", "slack", "hubspot", "salesforce"))
+    sy.add_argument("--wait", action="store_true", help="block until the run ends")
+    sy.add_argument("--json", action="store_true", help="print the run as JSON")
+    sy.add_argument("--full-refresh", action="store_true", help="re-read everything from the start")
+    sy.add_argument("--timeout", type=float, default=3600.0)
+    sy.set_defaults(fn=cmd_sync)
+    sub.add_parser("migrate", help="create or upgrade the domain schema").set_defaults(fn=cmd_migrate)
+    g = sub.add_parser("generate", help="write sample landing data (files layout) and ground truth")
+    g.add_argument("--out", required=True)
+    g.add_argument("--scale", type=int, default=1)
+    g.add_argument("--seed", type=int, default=7)
+    g.set_defaults(fn=cmd_generate)
+    st = sub.add_parser("status", help="the state of the stack")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(fn=cmd_status)
+    k = sub.add_parser("keys", help="API keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="create an API key for this domain")
+    kc.add_argument("--name", required=True)
+    kc.set_defaults(fn=cmd_keys)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("PAYREADY_LOG_LEVEL", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        return args.fn(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

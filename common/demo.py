@@ -1,0 +1,107 @@
+"""The main job: migrate, start real worker processes, one full sync of the sample, a summary."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import sqlalchemy as sa
+
+from common import db, procs, runs
+from common.settings import Settings
+
+PHASES = ("ingest", "resolve", "embed")
+
+
+def run(settings: Settings, progress: Callable[[str], None] = lambda m: None) -> dict:
+    from common.celery_app import app
+    from common.cli import _process_env, migrate
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    revision = migrate(settings)
+    timings["migrate"] = time.perf_counter() - t0
+    progress(f"schema {settings.schema} at revision {revision}")
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = _process_env(settings)
+    workers = [procs.start(procs.worker_command(settings, phase), env, log_dir / f"{phase}.log") for phase in PHASES]
+    try:
+        t0 = time.perf_counter()
+        procs.wait_for_workers(app, [settings.queue(p) for p in PHASES], timeout=90)
+        timings["workers_ready"] = time.perf_counter() - t0
+        progress(f"workers up: {', '.join(PHASES)} (logs in {log_dir})")
+        t0 = time.perf_counter()
+        started = runs.start_run(settings, list(settings.sources), trigger="demo", full_refresh=True)
+        if started.created:
+            runs.build_canvas(settings, started.run_id, list(settings.sources)).apply_async()
+        last = {"line": ""}
+
+        def show(r: dict) -> None:
+            line = f"run {r.get('status')}: " + ", ".join(
+                f"{k} {v['processed'] + v['dead_lettered']}/{v['in']}" for k, v in r.get("sources", {}).items()) \
+                + f" | phases done: {len(r.get('phases', {}))}"
+            if line != last["line"]:
+                progress(line)
+                last["line"] = line
+
+        result = runs.wait_for(settings, started.run_id, timeout=900, progress=show)
+        timings["sync"] = time.perf_counter() - t0
+    finally:
+        for proc in workers:
+            procs.stop(proc)
+    return summarise(settings, result, timings)
+
+
+def summarise(settings: Settings, run: dict, timings: dict) -> dict:
+    from api import services
+
+    with db.transaction(settings) as conn:
+        counts = dict(conn.execute(sa.text(
+            "SELECT (SELECT count(*) FROM interactions) AS interactions, "
+            "(SELECT count(*) FROM persons) AS persons, (SELECT count(*) FROM companies) AS companies, "
+            "(SELECT count(*) FROM entity_mappings) AS mappings, (SELECT count(*) FROM chunks) AS chunks, "
+            "(SELECT count(*) FROM chunks WHERE embedded_hash = content_hash) AS chunks_embedded, "
+            "(SELECT count(*) FROM dead_letters) AS dead_letters")).mappings().one())
+        top = conn.execute(sa.text(
+            "SELECT c.id::text AS id, c.name, count(DISTINCT ie.interaction_id) AS n "
+            "FROM companies c JOIN interaction_entities ie ON ie.entity_id = c.id "
+            "JOIN entity_mappings em ON em.entity_id = c.id "
+            "GROUP BY c.id, c.name ORDER BY count(DISTINCT em.source) DESC, n DESC LIMIT 1")).mappings().first()
+    sample_timeline = services.timeline(settings, top["id"], limit=5) if top else None
+    try:
+        answer = services.search(settings, "pricing and contract terms", k=3)
+    except Exception as exc:  # no vector store: say so rather than fail the demo
+        answer = [{"error": str(exc)}]
+    phase_seconds = {name: p.get("seconds") for name, p in (run.get("phases") or {}).items() if "seconds" in p}
+    return {"run": run, "counts": counts, "timings": {k: round(v, 2) for k, v in timings.items()},
+            "phase_seconds": phase_seconds, "sample_timeline": sample_timeline,
+            "sample_answer": {"question": "pricing and contract terms", "passages": answer}}
+
+
+def render(summary: dict) -> str:
+    run, counts = summary["run"], summary["counts"]
+    lines = [f"\nRun {run.get('run_id')}: {run.get('status')}", "",
+             f"{'source':<12}{'in':>8}{'processed':>11}{'dead':>7}"]
+    for source, v in run.get("sources", {}).items():
+        lines.append(f"{source:<12}{v['in']:>8}{v['processed']:>11}{v['dead_lettered']:>7}")
+    lines += ["", "interactions {interactions}, persons {persons}, companies {companies}, identities mapped "
+              "{mappings}, chunks {chunks}, embedded {chunks_embedded}, dead letters {dead_letters}".format(**counts),
+              "timings (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings"].items())
+              + (f", total {summary['wall_seconds']}" if "wall_seconds" in summary else ""),
+              "phases (s): " + ", ".join(f"{k} {v}" for k, v in sorted(summary["phase_seconds"].items()))]
+    tl = summary.get("sample_timeline")
+    if tl:
+        lines += ["", f"Timeline of {tl['entity']['name']} ({tl['entity']['type']}), newest first:"]
+        for item in tl["items"]:
+            lines.append(f"  {item['occurred_at'][:16]}  {item['source']:<10} {item['kind']:<8} "
+                         f"{" ".join((item["title"] or item["snippet"] or "").split())[:70]}")
+    ans = summary.get("sample_answer")
+    if ans:
+        lines += ["", f"Search: {ans['question']!r}"]
+        for p in ans["passages"]:
+            if "error" in p:
+                lines.append(f"  (unavailable: {p['error']})")
+                continue
+            lines.append(f"  [{p['score']:.2f}] {p['source']}/{p['source_type']}/{p['source_id']} "
+                         f"{(p['occurred_at'] or '')[:10]}: {p['text'][:100]!r}")
+    return "\n".join(lines)

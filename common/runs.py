@@ -1,0 +1,202 @@
+"""Sync runs: the fence (one active run per source), phases, counts, heartbeat and the canvas.
+
+The fence is the partial unique index ``uq_active_run_per_source`` in Postgres, not a Redis lock:
+two triggers racing for the same source cannot both insert an active row.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from common import db
+from common.settings import Settings
+
+
+@dataclass
+class StartedRun:
+    run_id: str
+    created: bool  # False: an active run already covered these sources and is returned instead
+
+
+def start_run(settings: Settings, sources: list[str], trigger: str = "api",
+              full_refresh: bool = False) -> StartedRun:
+    """Create a pending run for ``sources``, or return the active run that holds one of them."""
+    engine = db.engine_for(settings)
+    run_id = uuid.uuid4()
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO sync_runs (id, status, trigger, full_refresh, phases) "
+                "VALUES (:id, 'pending', :trigger, :fr, '{}'::jsonb)"),
+                {"id": run_id, "trigger": trigger, "fr": full_refresh})
+            for source in sources:
+                conn.execute(sa.text(
+                    "INSERT INTO sync_run_sources (run_id, source, status) VALUES (:id, :s, 'pending')"),
+                    {"id": run_id, "s": source})
+        return StartedRun(str(run_id), True)
+    except IntegrityError:
+        active = active_run_for(settings, sources)
+        if active is None:  # the other run ended between our insert and this read: try once more
+            return start_run(settings, sources, trigger, full_refresh)
+        return StartedRun(active, False)
+
+
+def active_run_for(settings: Settings, sources: list[str]) -> Optional[str]:
+    with db.transaction(settings) as conn:
+        row = conn.execute(sa.text(
+            "SELECT run_id FROM sync_run_sources WHERE source = ANY(:s) "
+            "AND status IN ('pending','running') LIMIT 1"), {"s": list(sources)}).first()
+    return str(row[0]) if row else None
+
+
+def mark_phase(conn: sa.engine.Connection, run_id: str, phase: str, **fields: Any) -> None:
+    """Merge ``fields`` into the phase entry of the run and beat its heart."""
+    conn.execute(sa.text(
+        "UPDATE sync_runs SET phases = jsonb_set(phases, ARRAY[:phase], "
+        "COALESCE(phases -> :phase, '{}'::jsonb) || CAST(:fields AS jsonb)), "
+        "heartbeat_at = now(), status = CASE WHEN status = 'pending' THEN 'running' ELSE status END, "
+        "started_at = COALESCE(started_at, now()) WHERE id = :id"),
+        {"id": run_id, "phase": phase, "fields": json.dumps(fields, default=str)})
+
+
+def phase(settings: Settings, run_id: str, name: str, **fields: Any) -> None:
+    with db.transaction(settings) as conn:
+        mark_phase(conn, run_id, name, **fields)
+
+
+def set_source_status(conn: sa.engine.Connection, run_id: str, source: str, status: str,
+                      error: Optional[str] = None, job_id: Optional[int] = None) -> None:
+    conn.execute(sa.text(
+        "UPDATE sync_run_sources SET status = :st, error = COALESCE(:err, error), "
+        "airbyte_job_id = COALESCE(:job, airbyte_job_id) WHERE run_id = :id AND source = :s"),
+        {"st": status, "err": error, "job": job_id, "id": run_id, "s": source})
+    if status == "running":
+        conn.execute(sa.text(
+            "UPDATE sync_runs SET status = 'running', started_at = COALESCE(started_at, now()), "
+            "heartbeat_at = now() WHERE id = :id AND status = 'pending'"), {"id": run_id})
+
+
+def add_counts(conn: sa.engine.Connection, run_id: Optional[str], source: str,
+               records_in: int, processed: int, dead: int) -> None:
+    if not run_id:
+        return
+    conn.execute(sa.text(
+        "UPDATE sync_run_sources SET records_in = records_in + :i, processed = processed + :p, "
+        "dead_lettered = dead_lettered + :d WHERE run_id = :id AND source = :s"),
+        {"i": records_in, "p": processed, "d": dead, "id": run_id, "s": source})
+    conn.execute(sa.text("UPDATE sync_runs SET heartbeat_at = now() WHERE id = :id"), {"id": run_id})
+
+
+def finish_run(settings: Settings, run_id: str) -> dict:
+    """Close a run: sources still active succeed (failed ones stay failed); the fence opens."""
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text(
+            "UPDATE sync_run_sources SET status = 'succeeded' "
+            "WHERE run_id = :id AND status IN ('pending','running')"), {"id": run_id})
+        failed = conn.execute(sa.text(
+            "SELECT count(*) FROM sync_run_sources WHERE run_id = :id AND status = 'failed'"),
+            {"id": run_id}).scalar()
+        status = "failed" if failed else "succeeded"
+        conn.execute(sa.text(
+            "UPDATE sync_runs SET status = :st, finished_at = now(), heartbeat_at = now() "
+            "WHERE id = :id AND status IN ('pending','running')"), {"st": status, "id": run_id})
+        conn.execute(sa.text(
+            "INSERT INTO data_sources (source, last_success_at) "
+            "SELECT source, now() FROM sync_run_sources WHERE run_id = :id AND status = 'succeeded' "
+            "ON CONFLICT (source) DO UPDATE SET last_success_at = EXCLUDED.last_success_at"),
+            {"id": run_id})
+    return get_run(settings, run_id) or {}
+
+
+def fail_run(settings: Settings, run_id: str, error: str) -> None:
+    """Fail a run and open its fence; a later trigger starts fresh from the checkpoints."""
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text(
+            "UPDATE sync_run_sources SET status = 'failed', error = COALESCE(error, :e) "
+            "WHERE run_id = :id AND status IN ('pending','running')"), {"id": run_id, "e": error[:2000]})
+        conn.execute(sa.text(
+            "UPDATE sync_runs SET status = 'failed', error = COALESCE(error, :e), finished_at = now() "
+            "WHERE id = :id AND status IN ('pending','running')"), {"id": run_id, "e": error[:2000]})
+
+
+def get_run(settings: Settings, run_id: str) -> Optional[dict]:
+    try:
+        uuid.UUID(str(run_id))
+    except ValueError:
+        return None
+    with db.transaction(settings) as conn:
+        run = conn.execute(sa.text("SELECT * FROM sync_runs WHERE id = :id"), {"id": run_id}).mappings().first()
+        if run is None:
+            return None
+        sources = conn.execute(sa.text(
+            "SELECT source, status, records_in, processed, dead_lettered, error, airbyte_job_id "
+            "FROM sync_run_sources WHERE run_id = :id ORDER BY source"), {"id": run_id}).mappings().all()
+    return {
+        "run_id": str(run["id"]),
+        "status": run["status"],
+        "trigger": run["trigger"],
+        "full_refresh": run["full_refresh"],
+        "created_at": _iso(run["created_at"]),
+        "started_at": _iso(run["started_at"]),
+        "finished_at": _iso(run["finished_at"]),
+        "heartbeat_at": _iso(run["heartbeat_at"]),
+        "error": run["error"],
+        "phases": run["phases"],
+        "sources": {s["source"]: {"status": s["status"], "in": s["records_in"], "processed": s["processed"],
+                                  "dead_lettered": s["dead_lettered"], "error": s["error"],
+                                  "airbyte_job_id": s["airbyte_job_id"]} for s in sources},
+    }
+
+
+def _iso(value: Optional[dt.datetime]) -> Optional[str]:
+    return value.isoformat() if value else None
+
+
+def wait_for(settings: Settings, run_id: str, timeout: float = 600.0, poll: float = 0.5,
+             progress=None) -> dict:  # noqa: ANN001
+    """Block (in the CLI, never in a worker) until the run is final or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = get_run(settings, run_id) or {}
+        if progress:
+            progress(run)
+        if run.get("status") in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            return run
+        time.sleep(poll)
+
+
+def build_canvas(settings: Settings, run_id: str, sources: list[str]):
+    """The six phases of DESIGN §3 as one canvas.
+
+    Per source, trigger → wait → process is a chain; the sources run as a group; the chord body
+    resolves, then embeds with a group of parallel embed tasks, then refreshes analytics and
+    closes the run.
+    """
+    from celery import chain, chord, group
+
+    from common.celery_app import (ANALYTICS, EMBED_PENDING, FINISH_RUN, PROCESS_SOURCE,
+                                   RESOLVE_ENTITIES, TRIGGER_SOURCE, WAIT_SOURCE, app)
+
+    def sig(name: str, **kwargs: Any):
+        return app.signature(name, kwargs=kwargs, immutable=True)
+
+    per_source = [chain(sig(TRIGGER_SOURCE, run_id=run_id, source=s),
+                        sig(WAIT_SOURCE, run_id=run_id, source=s),
+                        sig(PROCESS_SOURCE, run_id=run_id, source=s)) for s in sources]
+    embed_fanout = group(sig(EMBED_PENDING, run_id=run_id, slot=i) for i in range(settings_embed_slots(settings)))
+    after = chain(sig(RESOLVE_ENTITIES, run_id=run_id),
+                  chord(embed_fanout, chain(sig(ANALYTICS, run_id=run_id), sig(FINISH_RUN, run_id=run_id))))
+    return chord(group(per_source), after)
+
+
+def settings_embed_slots(settings: Settings) -> int:
+    # Parallel embed tasks per run; each claims batches with SKIP LOCKED, so more slots only help
+    # when more embed processes run.
+    return 2

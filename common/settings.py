@@ -1,0 +1,290 @@
+"""Typed settings read from the environment, parsed strictly, checked once at start.
+
+Every setting is one line below with its variable, default and a comment. A value that does not
+parse fails start-up with a :class:`ConfigError` naming the variable. Secrets may be given as
+``<NAME>_FILE`` (a path whose content is the value), never logged. The domain derives everything
+that keeps domains apart: schema, Redis prefix, queue names, vector collections, metric prefix.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the variable."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DOMAIN_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use one of 1/0, true/false, yes/no, on/off)")
+
+
+def parse_int(name: str, raw: str, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={value} is out of range [{minimum}, {maximum}]")
+    return value
+
+
+def parse_float(name: str, raw: str, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def parse_choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+        return value
+    return parse
+
+
+def parse_url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip()
+        scheme = urlsplit(value).scheme
+        if scheme not in schemes:
+            raise ConfigError(f"{name} must be a URL with scheme {'/'.join(schemes)}, got {redact_url(value)!r}")
+        return value
+    return parse
+
+
+def parse_domain(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not _DOMAIN_RE.match(value):
+        raise ConfigError(f"{name}={raw!r} must be lower-case letters, digits and '_' (e.g. pay_ready)")
+    return value
+
+
+def redact_url(url: Optional[str]) -> Optional[str]:
+    """The URL with its password replaced, for logs and `status --json`."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def _read(env: Mapping[str, str], name: str, secret: bool = False) -> Optional[str]:
+    """The raw value of ``name``, or of the file named by ``name_FILE`` for secrets."""
+    if secret and env.get(f"{name}_FILE"):
+        path = Path(env[f"{name}_FILE"])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE={str(path)!r} cannot be read: {exc.strerror}") from None
+    value = env.get(name)
+    return value if value not in (None, "") else None
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Which domain this process serves; derives schema, Redis prefix, queues, collections, metrics.
+    domain: str = "pay_ready"
+    # Postgres SQLAlchemy URL; unset = the embedded Postgres (pgvector) under data_dir.
+    database_url: Optional[str] = None
+    # Redis URL for caches and locks; unset = the embedded Redis under data_dir.
+    redis_url: Optional[str] = None
+    # Celery broker (redis:// or amqp:// for RabbitMQ); unset = the Redis above.
+    broker_url: Optional[str] = None
+    # Where the embedded Postgres and Redis keep their data, kept across restarts.
+    data_dir: Path = Path(".payready")
+    # Where records come from: "files" (JSONL landing folder) or "airbyte" (destination tables).
+    landing: str = "files"
+    # Folder of <source>/<stream>.jsonl for landing=files; unset = the bundled sample.
+    landing_dir: Optional[Path] = None
+    # Schema of the Airbyte Postgres destination tables (landing=airbyte).
+    airbyte_schema: str = "public"
+    # Sources that take part in a sync when none are named.
+    sources: tuple[str, ...] = ("gong", "slack", "hubspot", "salesforce")
+    # Records per processing batch: big enough to amortise task overhead, small for memory.
+    batch_size: int = 1000
+    # Overlap re-read behind the checkpoint, seconds: catches rows committed late with older times.
+    lookback_seconds: int = 300
+    # Vector store: "pgvector" (same Postgres) or "weaviate".
+    vector_store: str = "pgvector"
+    # Embedder: "local" (MiniLM int8 ONNX, offline) or "openai".
+    embedder: str = "local"
+    # Chunks per embed task.
+    embed_batch_size: int = 256
+    # Keep Slack bot messages (CRM-update feeds are bot posts) instead of skipping them.
+    include_bot_messages: bool = False
+    # Redis key prefix; unset = initials of the domain ("pr:" for pay_ready).
+    redis_prefix: Optional[str] = None
+    # API bind address and port for `payready up`.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Flower bind port and "user:password" basic auth (secret; unset = no auth, loopback only).
+    flower_port: int = 5555
+    flower_basic_auth: Optional[str] = field(default=None, repr=False)
+    # Log level of every process.
+    log_level: str = "INFO"
+    # Seconds after which a run without heartbeat is presumed dead and resumed.
+    run_stale_seconds: int = 600
+    # Airbyte public API base URL and application credentials (landing=airbyte).
+    airbyte_api_url: Optional[str] = None
+    airbyte_client_id: Optional[str] = None
+    airbyte_client_secret: Optional[str] = field(default=None, repr=False)
+    # Weaviate URL (vector_store=weaviate).
+    weaviate_url: Optional[str] = None
+    # OpenAI key and base URL (embedder=openai, answers); base URL for compatible servers.
+    openai_api_key: Optional[str] = field(default=None, repr=False)
+    openai_base_url: Optional[str] = None
+    # OpenAI embedding model (embedder=openai).
+    openai_embedding_model: str = "text-embedding-3-small"
+
+    # ---- derived names: one place, so domains never collide ----
+    @property
+    def schema(self) -> str:
+        return self.domain
+
+    @property
+    def key_prefix(self) -> str:
+        if self.redis_prefix:
+            return self.redis_prefix
+        parts = self.domain.split("_")
+        return ("".join(p[0] for p in parts if p) if len(parts) > 1 else self.domain) + ":"
+
+    @property
+    def collection_prefix(self) -> str:
+        return "".join(p.capitalize() for p in self.domain.split("_"))
+
+    @property
+    def metric_prefix(self) -> str:
+        return self.domain + "_"
+
+    def queue(self, phase: str) -> str:
+        return f"{self.domain}.{phase}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when this process must use the embedded Postgres/Redis."""
+        return self.database_url is None or self.redis_url is None
+
+
+# Variable name → (attribute, parser, secret). Vendors keep their own names (DESIGN §8).
+_SOURCES = ("gong", "slack", "hubspot", "salesforce")
+
+
+def _parse_sources(name: str, raw: str) -> tuple[str, ...]:
+    items = tuple(s.strip().lower() for s in raw.split(",") if s.strip())
+    unknown = [s for s in items if s not in _SOURCES]
+    if unknown or not items:
+        raise ConfigError(f"{name}={raw!r}: sources must be a comma list of {', '.join(_SOURCES)}")
+    return items
+
+
+_VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
+    "PAYREADY_DOMAIN": ("domain", parse_domain, False),
+    "PAYREADY_DATABASE_URL": ("database_url", parse_url(("postgresql", "postgresql+psycopg2", "postgres")), True),
+    "PAYREADY_REDIS_URL": ("redis_url", parse_url(("redis", "rediss", "unix")), True),
+    "PAYREADY_BROKER_URL": ("broker_url", parse_url(("redis", "rediss", "redis+socket", "amqp", "amqps", "pyamqp")), True),
+    "PAYREADY_DATA_DIR": ("data_dir", lambda n, v: Path(v).expanduser(), False),
+    "PAYREADY_LANDING": ("landing", parse_choice(("files", "airbyte")), False),
+    "PAYREADY_LANDING_DIR": ("landing_dir", lambda n, v: Path(v).expanduser(), False),
+    "PAYREADY_AIRBYTE_SCHEMA": ("airbyte_schema", lambda n, v: v.strip(), False),
+    "PAYREADY_SOURCES": ("sources", _parse_sources, False),
+    "PAYREADY_BATCH_SIZE": ("batch_size", lambda n, v: parse_int(n, v, 1, 100_000), False),
+    "PAYREADY_LOOKBACK_SECONDS": ("lookback_seconds", lambda n, v: parse_int(n, v, 0, 86_400), False),
+    "PAYREADY_VECTOR_STORE": ("vector_store", parse_choice(("pgvector", "weaviate")), False),
+    "PAYREADY_EMBEDDER": ("embedder", parse_choice(("local", "openai")), False),
+    "PAYREADY_EMBED_BATCH_SIZE": ("embed_batch_size", lambda n, v: parse_int(n, v, 1, 4096), False),
+    "PAYREADY_INCLUDE_BOT_MESSAGES": ("include_bot_messages", parse_bool, False),
+    "PAYREADY_REDIS_PREFIX": ("redis_prefix", lambda n, v: v.strip(), False),
+    "PAYREADY_API_HOST": ("api_host", lambda n, v: v.strip(), False),
+    "PAYREADY_API_PORT": ("api_port", lambda n, v: parse_int(n, v, 1, 65535), False),
+    "PAYREADY_FLOWER_PORT": ("flower_port", lambda n, v: parse_int(n, v, 1, 65535), False),
+    "PAYREADY_FLOWER_BASIC_AUTH": ("flower_basic_auth", lambda n, v: v.strip(), True),
+    "PAYREADY_LOG_LEVEL": ("log_level", parse_choice(("debug", "info", "warning", "error")), False),
+    "PAYREADY_RUN_STALE_SECONDS": ("run_stale_seconds", lambda n, v: parse_int(n, v, 30, 86_400), False),
+    "AIRBYTE_API_URL": ("airbyte_api_url", parse_url(("http", "https")), False),
+    "AIRBYTE_CLIENT_ID": ("airbyte_client_id", lambda n, v: v.strip(), False),
+    "AIRBYTE_CLIENT_SECRET": ("airbyte_client_secret", lambda n, v: v.strip(), True),
+    "WEAVIATE_URL": ("weaviate_url", parse_url(("http", "https")), False),
+    "OPENAI_API_KEY": ("openai_api_key", lambda n, v: v.strip(), True),
+    "OPENAI_BASE_URL": ("openai_base_url", parse_url(("http", "https")), False),
+    "PAYREADY_OPENAI_EMBEDDING_MODEL": ("openai_embedding_model", lambda n, v: v.strip(), False),
+}
+
+
+def load(env: Optional[Mapping[str, str]] = None) -> Settings:
+    """Settings from ``env`` (default: the process environment); raises ConfigError."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for var, (attr, parser, secret) in _VARS.items():
+        raw = _read(env, var, secret)
+        if raw is not None:
+            values[attr] = parser(var, raw)
+    settings = Settings(**values)
+    if settings.log_level.islower():
+        settings = _replace(settings, log_level=settings.log_level.upper())
+    _check_combinations(settings)
+    return settings
+
+
+def _replace(settings: Settings, **changes: object) -> Settings:
+    data = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    data.update(changes)
+    return Settings(**data)
+
+
+def _check_combinations(s: Settings) -> None:
+    if s.landing == "airbyte":
+        for var, value in (("AIRBYTE_API_URL", s.airbyte_api_url), ("AIRBYTE_CLIENT_ID", s.airbyte_client_id),
+                           ("AIRBYTE_CLIENT_SECRET", s.airbyte_client_secret)):
+            if not value:
+                raise ConfigError(f"{var} is required when PAYREADY_LANDING=airbyte")
+    if s.vector_store == "weaviate" and not s.weaviate_url:
+        raise ConfigError("WEAVIATE_URL is required when PAYREADY_VECTOR_STORE=weaviate")
+    if s.embedder == "openai" and not s.openai_api_key:
+        raise ConfigError("OPENAI_API_KEY is required when PAYREADY_EMBEDDER=openai")
+    if s.flower_basic_auth is not None and ":" not in s.flower_basic_auth:
+        raise ConfigError("PAYREADY_FLOWER_BASIC_AUTH must be 'user:password'")
+
+
+def documented_variables() -> list[str]:
+    """Every variable the settings read, for the README table and its test."""
+    return list(_VARS)
+
+
+_current: Optional[Settings] = None
+
+
+def get() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def override(settings: Optional[Settings]) -> None:
+    """Replace the process-wide settings (CLI start-up, tests)."""
+    global _current
+    _current = settings

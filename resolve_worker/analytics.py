@@ -1,0 +1,59 @@
+"""Phase 6: pre-computed dashboard metrics in ``analytics_cache`` (one row per metric)."""
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from common import db
+from common.settings import Settings
+
+# metric key → SQL returning rows; each result is stored as {"rows": [...]}.
+METRICS: dict[str, str] = {
+    "interactions_per_source_per_day": (
+        "SELECT source, to_char(date_trunc('day', occurred_at), 'YYYY-MM-DD') AS day, count(*) AS n "
+        "FROM interactions WHERE occurred_at IS NOT NULL GROUP BY 1, 2 ORDER BY 2, 1"),
+    "totals": (
+        "SELECT (SELECT count(*) FROM interactions) AS interactions, "
+        "(SELECT count(*) FROM persons) AS persons, (SELECT count(*) FROM companies) AS companies, "
+        "(SELECT count(*) FROM chunks) AS chunks, "
+        "(SELECT count(*) FROM chunks WHERE embedded_hash = content_hash) AS chunks_embedded, "
+        "(SELECT count(*) FROM dead_letters WHERE redriven_at IS NULL) AS dead_letters"),
+    "most_active_companies": (
+        "SELECT c.id::text AS company_id, c.name, count(*) AS interactions, max(ie.occurred_at) AS last_at "
+        "FROM interaction_entities ie JOIN companies c ON c.id = ie.entity_id "
+        "GROUP BY c.id, c.name ORDER BY count(*) DESC, c.name LIMIT 20"),
+    "freshness_per_source": (
+        "SELECT source, last_success_at, EXTRACT(EPOCH FROM now() - last_success_at)::bigint AS age_s "
+        "FROM data_sources ORDER BY source"),
+    "resolution": (
+        "SELECT entity_type, method, count(*) AS identities, round(avg(confidence)::numeric, 4) AS avg_confidence "
+        "FROM entity_mappings GROUP BY 1, 2 ORDER BY 1, 2"),
+    "dead_letters_per_source": (
+        "SELECT source, stream, count(*) AS n FROM dead_letters WHERE redriven_at IS NULL "
+        "GROUP BY 1, 2 ORDER BY 1, 2"),
+    "run_history": (
+        "SELECT id::text AS run_id, status, created_at, finished_at FROM sync_runs "
+        "ORDER BY created_at DESC LIMIT 20"),
+}
+
+
+def refresh(settings: Settings) -> dict[str, int]:
+    """Recompute every metric in one transaction; returns rows per metric."""
+    sizes = {}
+    with db.transaction(settings) as conn:
+        for key, sql in METRICS.items():
+            rows = [dict(r) for r in conn.execute(sa.text(sql)).mappings()]
+            value = json.loads(json.dumps({"rows": rows}, default=str))
+            conn.execute(sa.text(
+                "INSERT INTO analytics_cache (key, value, computed_at) VALUES (:k, CAST(:v AS jsonb), now()) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, computed_at = now()"),
+                {"k": key, "v": json.dumps(value)})
+            sizes[key] = len(rows)
+    return sizes
+
+
+def read(settings: Settings) -> dict:
+    with db.transaction(settings) as conn:
+        rows = conn.execute(sa.text("SELECT key, value, computed_at FROM analytics_cache")).all()
+    return {r.key: {**r.value, "computed_at": r.computed_at.isoformat()} for r in rows}

@@ -1,0 +1,154 @@
+"""Phase 4 against Postgres: load identities, resolve, write entities and mappings, link interactions.
+
+One transaction: mappings, entities and interaction links change together, so a reader never sees
+an interaction linked to an entity that does not exist yet.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from common import db
+from common.models import Company, EntityMapping, Person
+from common.settings import Settings
+from resolve_worker import matching
+
+log = logging.getLogger("payready.resolve")
+_EM = EntityMapping.__table__
+
+
+@dataclass
+class ResolveStats:
+    identities: int = 0
+    persons: int = 0
+    companies: int = 0
+    links: int = 0
+    seconds: float = 0.0
+
+
+def resolve_all(settings: Settings) -> ResolveStats:
+    started = time.perf_counter()
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text("LOCK TABLE entity_mappings IN SHARE ROW EXCLUSIVE MODE"))  # one resolver at a time
+        rows = _load(conn)
+        mappings = matching.resolve(rows)
+        by_key = {r.key: r for r in rows}
+        _write_entities(conn, mappings, by_key)
+        _write_mappings(conn, mappings)
+        links = _link_interactions(conn)
+        conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
+        stats = ResolveStats(identities=len(rows), links=links,
+                             persons=len({m.entity_id for m in mappings if m.entity_type == "person"}),
+                             companies=len({m.entity_id for m in mappings if m.entity_type == "company"}))
+    stats.seconds = round(time.perf_counter() - started, 3)
+    log.info("resolve identities=%d persons=%d companies=%d links=%d ms=%.0f", stats.identities,
+             stats.persons, stats.companies, stats.links, stats.seconds * 1000)
+    return stats
+
+
+def _load(conn: sa.engine.Connection) -> list[matching.IdentityRow]:
+    result = conn.execute(sa.text(
+        "SELECT si.source, si.source_type, si.source_id, si.entity_type, si.name, si.emails, si.domains, "
+        "si.company_source_type, si.company_source_id, em.entity_id, COALESCE(em.pinned, false) AS pinned "
+        "FROM source_identities si LEFT JOIN entity_mappings em USING (source, source_type, source_id) "
+        "WHERE si.entity_type IN ('person', 'company')"))
+    return [matching.IdentityRow(r.source, r.source_type, r.source_id, r.entity_type, r.name,
+                                 list(r.emails or []), list(r.domains or []), r.company_source_type,
+                                 r.company_source_id, str(r.entity_id) if r.entity_id else None, r.pinned)
+            for r in result]
+
+
+def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping], by_key: dict) -> None:
+    groups: dict[tuple[str, str], list] = defaultdict(list)
+    for m in mappings:
+        groups[(m.entity_type, m.entity_id)].append(by_key[m.key])
+    company_of_identity = {m.key: m.entity_id for m in mappings if m.entity_type == "company"}
+    company_by_domain: dict[str, str] = {}
+    company_rows = []
+    for (etype, eid), members in groups.items():
+        if etype != "company":
+            continue
+        domains = sorted({d for r in members for d in (matching.normalise_domain(x) for x in r.domains)
+                          if d and d not in matching.WEBMAIL})
+        for d in domains:
+            company_by_domain.setdefault(d, eid)
+        name = Counter(r.name for r in members if r.name).most_common(1)
+        company_rows.append({"id": eid, "name": name[0][0] if name else None,
+                             "primary_domain": domains[0] if domains else None, "domains": domains})
+    person_rows = []
+    for (etype, eid), members in groups.items():
+        if etype != "person":
+            continue
+        emails = [e for r in members for e in (matching.normalise_email(x) for x in r.emails) if e]
+        company = next((company_of_identity.get((r.source, r.company_source_type, r.company_source_id))
+                        for r in members if r.company_source_id
+                        and (r.source, r.company_source_type, r.company_source_id) in company_of_identity), None)
+        if company is None:
+            company = next((company_by_domain[e.split("@")[1]] for e in emails
+                            if e.split("@")[1] in company_by_domain), None)
+        name = Counter(r.name for r in members if r.name).most_common(1)
+        person_rows.append({"id": eid, "display_name": name[0][0] if name else None,
+                            "primary_email": Counter(emails).most_common(1)[0][0] if emails else None,
+                            "company_id": company})
+    for table, rows in ((Company.__table__, company_rows), (Person.__table__, person_rows)):
+        if not rows:
+            continue
+        stmt = insert(table)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={k: stmt.excluded[k] for k in rows[0] if k != "id"} | {"updated_at": sa.func.now()}), rows)
+    conn.execute(sa.text(
+        "UPDATE persons p SET is_internal = EXISTS (SELECT 1 FROM entity_mappings em JOIN source_identities si "
+        "USING (source, source_type, source_id) WHERE em.entity_id = p.id AND si.is_internal)"))
+
+
+def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping]) -> None:
+    rows = [{"source": m.key[0], "source_type": m.key[1], "source_id": m.key[2], "entity_type": m.entity_type,
+             "entity_id": m.entity_id, "confidence": m.confidence, "method": m.method, "evidence": m.evidence}
+            for m in mappings]
+    for start in range(0, len(rows), 5000):
+        stmt = insert(_EM)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=["source", "source_type", "source_id"],
+            set_={k: stmt.excluded[k] for k in ("entity_type", "entity_id", "confidence", "method", "evidence")}
+            | {"updated_at": sa.func.now()},
+            where=sa.not_(_EM.c.pinned)), rows[start:start + 5000])
+    # entities no identity points at any more (merged away) are removed
+    conn.execute(sa.text("DELETE FROM persons p WHERE NOT EXISTS "
+                         "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = p.id)"))
+    conn.execute(sa.text("DELETE FROM companies c WHERE NOT EXISTS "
+                         "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = c.id)"))
+
+
+def _link_interactions(conn: sa.engine.Connection) -> int:
+    """Rebuild interaction_entities: participants' persons, their companies, associated companies."""
+    conn.execute(sa.text("DELETE FROM interaction_entities"))
+    conn.execute(sa.text("""
+        INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at)
+        SELECT DISTINCT em.entity_id, i.id, 'person', i.occurred_at
+          FROM participants p JOIN interactions i ON i.id = p.interaction_id
+          JOIN entity_mappings em ON em.source = i.source AND em.source_type = p.source_type
+                                 AND em.source_id = p.source_id
+        UNION
+        SELECT DISTINCT em.entity_id, i.id, 'person', i.occurred_at
+          FROM interaction_turns t JOIN interactions i ON i.id = t.interaction_id
+          JOIN entity_mappings em ON em.source = i.source AND em.source_type = t.speaker_source_type
+                                 AND em.source_id = t.speaker_source_id
+        ON CONFLICT DO NOTHING"""))
+    conn.execute(sa.text("""
+        INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at)
+        SELECT DISTINCT per.company_id, ie.interaction_id, 'company', ie.occurred_at
+          FROM interaction_entities ie JOIN persons per ON per.id = ie.entity_id
+         WHERE per.company_id IS NOT NULL AND NOT per.is_internal
+        UNION
+        SELECT DISTINCT em.entity_id, i.id, 'company', i.occurred_at
+          FROM interaction_companies ic JOIN interactions i ON i.id = ic.interaction_id
+          JOIN entity_mappings em ON em.source = i.source AND em.source_type = ic.source_type
+                                 AND em.source_id = ic.source_id
+        ON CONFLICT DO NOTHING"""))
+    return conn.execute(sa.text("SELECT count(*) FROM interaction_entities")).scalar()
