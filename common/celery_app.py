@@ -77,6 +77,7 @@ def configure(app: Celery, s: settings_mod.Settings) -> None:
         result_backend_transport_options={"global_keyprefix": s.key_prefix + "celery:"},
         worker_hijack_root_logger=False,
     )
+    app.amqp.__dict__.pop("queues", None)  # cached on first use; a new domain brings new queues
 
 
 def _result_backend(s: settings_mod.Settings) -> Optional[str]:

@@ -78,6 +78,10 @@ def summarise(settings: Settings, run: dict, timings: dict) -> dict:
             "sample_answer": {"question": "pricing and contract terms", "passages": answer}}
 
 
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
 def render(summary: dict) -> str:
     run, counts = summary["run"], summary["counts"]
     lines = [f"\nRun {run.get('run_id')}: {run.get('status')}", "",
@@ -94,7 +98,7 @@ def render(summary: dict) -> str:
         lines += ["", f"Timeline of {tl['entity']['name']} ({tl['entity']['type']}), newest first:"]
         for item in tl["items"]:
             lines.append(f"  {item['occurred_at'][:16]}  {item['source']:<10} {item['kind']:<8} "
-                         f"{" ".join((item["title"] or item["snippet"] or "").split())[:70]}")
+                         f"{_one_line(item['title'] or item['snippet'])[:70]}")
     ans = summary.get("sample_answer")
     if ans:
         lines += ["", f"Search: {ans['question']!r}"]

@@ -108,11 +108,11 @@ class Settings:
     # Which domain this process serves; derives schema, Redis prefix, queues, collections, metrics.
     domain: str = "pay_ready"
     # Postgres SQLAlchemy URL; unset = the embedded Postgres (pgvector) under data_dir.
-    database_url: Optional[str] = None
+    database_url: Optional[str] = field(default=None, repr=False)
     # Redis URL for caches and locks; unset = the embedded Redis under data_dir.
-    redis_url: Optional[str] = None
+    redis_url: Optional[str] = field(default=None, repr=False)
     # Celery broker (redis:// or amqp:// for RabbitMQ); unset = the Redis above.
-    broker_url: Optional[str] = None
+    broker_url: Optional[str] = field(default=None, repr=False)
     # Where the embedded Postgres and Redis keep their data, kept across restarts.
     data_dir: Path = Path(".payready")
     # Where records come from: "files" (JSONL landing folder) or "airbyte" (destination tables).

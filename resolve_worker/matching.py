@@ -19,7 +19,8 @@ SHARED_LOCAL_PARTS = frozenset({"sales", "support", "info", "hello", "contact", 
                                 "noreply", "no-reply", "help", "office", "marketing", "hr", "jobs"})
 WEBMAIL = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "hotmail.com", "live.com",
                      "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "msn.com"})
-_LEGAL = re.compile(r"\b(incorporated|inc|llc|l\.l\.c|ltd|limited|gmbh|corp|corporation|co|company|plc|sa|ag|bv)\b\.?")
+# Legal forms, removed only at the end of a name ("Co-op Bank" keeps its "Co").
+_LEGAL = re.compile(r"((^|\s+)(incorporated|inc|llc|l\.l\.c|ltd|limited|gmbh|corp|corporation|co|company|plc|sa|ag|bv)\.?)+$")
 
 
 @dataclass
@@ -80,8 +81,9 @@ def normalise_company_name(raw: Optional[str]) -> Optional[str]:
     if not raw:
         return None
     text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode().lower()
-    text = _LEGAL.sub(" ", text.replace(",", " "))
-    text = re.sub(r"[^a-z0-9]+", " ", text).strip()
+    text = re.sub(r"[^a-z0-9.]+", " ", text.replace(",", " ")).strip()
+    text = _LEGAL.sub("", text).replace(".", " ")
+    text = re.sub(r"\s+", " ", text).strip()
     return text or None
 
 
