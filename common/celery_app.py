@@ -77,6 +77,9 @@ def configure(app: Celery, s: settings_mod.Settings) -> None:
         result_backend_transport_options={"global_keyprefix": s.key_prefix + "celery:"},
         worker_hijack_root_logger=False,
     )
+    from common.schedule import beat_schedule
+
+    app.conf.beat_schedule = beat_schedule()
     app.amqp.__dict__.pop("queues", None)  # cached on first use; a new domain brings new queues
 
 

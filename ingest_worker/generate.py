@@ -128,7 +128,7 @@ def _gong(rng, w, ids: _Ids, out: _Out, anchor) -> None:
         kind = rng.choice(list(gp.CALL_TYPES))
         call_id = ids.gong("call")
         dur = rng.randrange(15, 61) * 60
-        parties, speakers, ppl = [], [], []
+        parties, ppl = [], []
         for r in reps:
             sid = ids.gong("speaker")
             parties.append({"id": ids.gong("party"), "emailAddress": r["email"], "name": f"{r['first']} {r['last']}",

@@ -52,3 +52,14 @@ def process_source(self, *, run_id: str, source: str) -> dict:
     runs.phase(s, run_id, f"process:{source}", status="done",
                seconds=round(time.perf_counter() - started, 3), **totals.as_dict())
     return {"source": source, **totals.as_dict()}
+
+
+@ca.task(ca.DISPATCH_SYNC, retry_on=(OperationalError,))
+def dispatch_sync(self, sources: list[str] | None = None) -> dict:
+    """Beat's entry: start a run unless one is active for these sources (the fence decides)."""
+    s = _settings()
+    chosen = sources or list(s.sources)
+    started = runs.start_run(s, chosen, trigger="beat")
+    if started.created:
+        runs.build_canvas(s, started.run_id, chosen).apply_async()
+    return {"run_id": started.run_id, "created": started.created}

@@ -5,6 +5,7 @@ Celery worker subprocesses stopped by PID.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -22,6 +23,12 @@ from common import embedded, procs, settings as settings_mod  # noqa: E402
 from common.settings import Settings  # noqa: E402
 
 LAYERS = ("unit", "integration", "e2e")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def pytest_collection_modifyitems(config, items):  # noqa: ANN001

@@ -3,7 +3,6 @@ entities, timeline with keyset pagination, and JSON errors for bad requests."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,7 @@ import pytest
 
 from common import procs
 from common.cli import _process_env
-from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import ROOT, free_port
 
 
 class Client:
@@ -48,7 +41,7 @@ def api(domain, workers, tmp_path_factory):
                              cwd=ROOT, env={**__import__("os").environ, **env}, capture_output=True, text=True)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("api") / "gunicorn.log"
     proc = procs.start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
                         "api:create_app()"], env, log)

@@ -40,3 +40,15 @@ def test_an_incremental_run_with_nothing_new_reads_nothing(domain, workers):
     run = runs.wait_for(domain, started.run_id, timeout=300)
     assert run["status"] == "succeeded", "nothing new landed: an empty incremental run succeeds"
     assert run["sources"]["gong"]["in"] == 0
+
+
+def test_beat_dispatcher_never_starts_a_second_run(domain, workers):
+    from common.celery_app import DISPATCH_SYNC, app
+
+    held = runs.start_run(domain, ["salesforce"], trigger="test")
+    assert held.created
+    try:
+        reply = app.send_task(DISPATCH_SYNC, kwargs={"sources": ["salesforce"]}).get(timeout=60)
+        assert reply == {"run_id": held.run_id, "created": False}
+    finally:
+        runs.fail_run(domain, held.run_id, "test over")
