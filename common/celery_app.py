@@ -80,7 +80,13 @@ def configure(app: Celery, s: settings_mod.Settings) -> None:
     from common.schedule import beat_schedule
 
     app.conf.beat_schedule = beat_schedule()
-    app.amqp.__dict__.pop("queues", None)  # cached on first use; a new domain brings new queues
+    # Queues and connection pools are cached on first use; a new domain (tests, the CLI) brings new
+    # queues and a new key prefix, so drop them and let the next use build them from this config.
+    app.amqp.__dict__.pop("queues", None)
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
 
 
 def _result_backend(s: settings_mod.Settings) -> Optional[str]:

@@ -1,0 +1,53 @@
+"""The CLI contract (DESIGN §8): sync --wait --json, status --json, keys create, config errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from common.cli import _process_env
+from tests.conftest import ROOT
+
+
+def _cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PAYREADY_")}
+    return subprocess.run([sys.executable, "-m", "common.cli", *args], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_sync_wait_json_reports_the_run_and_exit_code(domain, workers):
+    done = _cli(["sync", "--source", "gong", "--source", "slack", "--wait", "--json"], _process_env(domain))
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads(done.stdout)
+    assert run["status"] == "succeeded" and set(run["sources"]) == {"gong", "slack"}
+    for counts in run["sources"].values():
+        assert counts["in"] == counts["processed"] + counts["dead_lettered"] > 0
+
+
+def test_status_json_names_urls_with_passwords_redacted(domain):
+    env = _process_env(domain)
+    shown = _cli(["status", "--json"], env)
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["database"]["ok"] and report["redis"]["ok"] and report["broker"]["ok"]
+    assert report["database"]["revision"] and report["domain"] == domain.domain
+    bad = _cli(["status", "--json"], {**env, "PAYREADY_DATABASE_URL": "postgresql://app:s3cret@127.0.0.1:1/x"})
+    assert "s3cret" not in bad.stdout and "app:***@" in bad.stdout
+    assert bad.returncode == 1 and not json.loads(bad.stdout)["database"]["ok"]
+
+
+def test_keys_create_prints_the_key_alone_on_the_last_line(domain):
+    made = _cli(["keys", "create", "--name", "cli-test"], _process_env(domain))
+    assert made.returncode == 0
+    last = made.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"pr_{domain.domain}_") and " " not in last
+
+
+def test_bad_configuration_fails_at_start_naming_the_variable(tmp_path):
+    for env, name in (({"PAYREADY_BATCH_SIZE": "lots"}, "PAYREADY_BATCH_SIZE"),
+                      ({"PAYREADY_LANDING": "ftp"}, "PAYREADY_LANDING"),
+                      ({"PAYREADY_EMBEDDER": "openai"}, "OPENAI_API_KEY"),
+                      ({"OPENAI_API_KEY_FILE": str(tmp_path / "missing")}, "OPENAI_API_KEY_FILE")):
+        failed = _cli(["status"], {**env, "PAYREADY_DATA_DIR": str(tmp_path)})
+        assert failed.returncode == 2 and name in failed.stderr and "Traceback" not in failed.stderr
