@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Optional
 
 from celery import Celery, Task, signals
+from celery.exceptions import Retry
 from kombu import Exchange, Queue
 
 from common import embedded, metrics, settings as settings_mod
@@ -137,6 +138,9 @@ def task(name: str, *, retry_on: tuple[type[BaseException], ...] = (), **options
             run_id = kwargs.get("run_id", "-")
             try:
                 return fn(self, *args, **kwargs)
+            except Retry:
+                outcome = "retry"  # the task re-scheduled itself (polling): not an error
+                raise
             except retry_on as exc:
                 outcome = "retry"
                 # exponential backoff with full jitter, so retrying workers do not stampede

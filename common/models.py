@@ -61,6 +61,22 @@ class SyncState(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(TS, server_default=sa.func.now())
 
 
+class LandingSeen(Base):
+    """Airbyte rows already delivered inside the look-back window behind the cursor.
+
+    The reader re-reads that window to catch rows committed late with older times; these ids tell
+    rows already processed apart from late ones, across runs and worker restarts. Pruned as the
+    cursor advances, so it holds about one window of ids per stream.
+    """
+
+    __tablename__ = "landing_seen"
+    source: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    stream: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    raw_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    extracted_at: Mapped[dt.datetime] = mapped_column(TS)
+    __table_args__ = (sa.Index("ix_landing_seen_window", "source", "stream", "extracted_at"),)
+
+
 class SyncRun(Base):
     __tablename__ = "sync_runs"
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)

@@ -119,8 +119,17 @@ class Settings:
     landing: str = "files"
     # Folder of <source>/<stream>.jsonl for landing=files; unset = the bundled sample.
     landing_dir: Optional[Path] = None
-    # Schema of the Airbyte Postgres destination tables (landing=airbyte).
-    airbyte_schema: str = "public"
+    # Schema of the Airbyte destination tables per source: each connection writes to its own
+    # namespace (gong and slack both have a `users` stream); "{source}" is replaced by the source.
+    airbyte_schema: str = "airbyte_{source}"
+    # Postgres holding the Airbyte destination tables; unset = the database above.
+    airbyte_database_url: Optional[str] = field(default=None, repr=False)
+    # Destination layout: "final" (3.x direct-load typed tables) or "raw" (raw JSON tables).
+    airbyte_layout: str = "final"
+    # Airbyte connection id per source, "gong=<uuid>,slack=<uuid>" (landing=airbyte).
+    airbyte_connections: tuple[tuple[str, str], ...] = ()
+    # Seconds between polls of a running Airbyte job (the wait task re-schedules itself).
+    airbyte_poll_seconds: int = 15
     # Sources that take part in a sync when none are named.
     sources: tuple[str, ...] = ("gong", "slack", "hubspot", "salesforce")
     # Records per processing batch: big enough to amortise task overhead, small for memory.
@@ -200,6 +209,27 @@ def _parse_sources(name: str, raw: str) -> tuple[str, ...]:
     return items
 
 
+def _parse_schema_template(name: str, raw: str) -> str:
+    value = raw.strip()
+    try:
+        rendered = value.format(source="gong")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f"{name}={raw!r}: only the placeholder {{source}} is allowed") from None
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", rendered):
+        raise ConfigError(f"{name}={raw!r} does not give a valid schema name")
+    return value
+
+
+def _parse_connections(name: str, raw: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in (x.strip() for x in raw.split(",") if x.strip()):
+        source, sep, connection = item.partition("=")
+        if not sep or source.strip() not in _SOURCES or not connection.strip():
+            raise ConfigError(f"{name}: {item!r} must be <source>=<connection id>, source one of {', '.join(_SOURCES)}")
+        pairs.append((source.strip(), connection.strip()))
+    return tuple(pairs)
+
+
 _VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
     "PAYREADY_DOMAIN": ("domain", parse_domain, False),
     "PAYREADY_DATABASE_URL": ("database_url", parse_url(("postgresql", "postgresql+psycopg2", "postgres")), True),
@@ -208,7 +238,11 @@ _VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
     "PAYREADY_DATA_DIR": ("data_dir", lambda n, v: Path(v).expanduser(), False),
     "PAYREADY_LANDING": ("landing", parse_choice(("files", "airbyte")), False),
     "PAYREADY_LANDING_DIR": ("landing_dir", lambda n, v: Path(v).expanduser(), False),
-    "PAYREADY_AIRBYTE_SCHEMA": ("airbyte_schema", lambda n, v: v.strip(), False),
+    "PAYREADY_AIRBYTE_SCHEMA": ("airbyte_schema", lambda n, v: _parse_schema_template(n, v), False),
+    "PAYREADY_AIRBYTE_DATABASE_URL": ("airbyte_database_url", parse_url(("postgresql", "postgresql+psycopg2", "postgres")), True),
+    "PAYREADY_AIRBYTE_LAYOUT": ("airbyte_layout", parse_choice(("final", "raw")), False),
+    "PAYREADY_AIRBYTE_CONNECTIONS": ("airbyte_connections", lambda n, v: _parse_connections(n, v), False),
+    "PAYREADY_AIRBYTE_POLL_SECONDS": ("airbyte_poll_seconds", lambda n, v: parse_int(n, v, 1, 3600), False),
     "PAYREADY_SOURCES": ("sources", _parse_sources, False),
     "PAYREADY_BATCH_SIZE": ("batch_size", lambda n, v: parse_int(n, v, 1, 100_000), False),
     "PAYREADY_LOOKBACK_SECONDS": ("lookback_seconds", lambda n, v: parse_int(n, v, 0, 86_400), False),
@@ -260,6 +294,9 @@ def _check_combinations(s: Settings) -> None:
                            ("AIRBYTE_CLIENT_SECRET", s.airbyte_client_secret)):
             if not value:
                 raise ConfigError(f"{var} is required when PAYREADY_LANDING=airbyte")
+        missing = [src for src in s.sources if src not in dict(s.airbyte_connections)]
+        if missing:
+            raise ConfigError(f"PAYREADY_AIRBYTE_CONNECTIONS has no connection id for {', '.join(missing)}")
     if s.vector_store == "weaviate" and not s.weaviate_url:
         raise ConfigError("WEAVIATE_URL is required when PAYREADY_VECTOR_STORE=weaviate")
     if s.embedder == "openai" and not s.openai_api_key:

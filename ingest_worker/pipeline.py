@@ -1,5 +1,8 @@
 """Phase 3, process: read what landed since the checkpoint, batch by batch, and write it.
 
+Two landings feed the same processors: ``files`` (JSONL, checkpoint = lines done) and ``airbyte``
+(destination tables, checkpoint = ``(_airbyte_extracted_at, _airbyte_raw_id)`` with a look-back).
+
 Each batch is one Postgres transaction holding its rows, its dead letters, the run's counts and
 the advanced checkpoint (DESIGN §4): a crash between batches re-reads at most the batch that did
 not commit. Streams of a source go in the processor's order (identities before conversations).
@@ -18,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from common import db, metrics, runs
 from common.models import SyncState
 from common.settings import Settings
-from ingest_worker import landing
+from ingest_worker import landing, landing_airbyte
 from ingest_worker.sources import PROCESSORS, Context, process
 from ingest_worker.store import DbDirectory, record_dead, write_outcome
 
@@ -51,59 +54,123 @@ def landing_dir(settings: Settings) -> Path:
 def process_source(settings: Settings, source: str, run_id: Optional[str],
                    heartbeat: Callable[[], None] = lambda: None) -> SourceTotals:
     """Process every stream of ``source`` from its checkpoint to the end of what landed."""
-    if settings.landing != "files":
-        raise NotImplementedError("landing=airbyte reads destination tables: see the ingestion issue")
     module = PROCESSORS[source]
+    totals = SourceTotals()
+    if settings.landing == "airbyte":
+        for stream in module.STREAMS:
+            _process_airbyte_stream(settings, source, stream, run_id, totals)
+            heartbeat()
+        return totals
     folder = landing_dir(settings)
     present = landing.available_streams(folder, source)
     ordered = [s for s in module.STREAMS if s in present] + [s for s in present if s not in module.STREAMS]
-    totals = SourceTotals()
     for stream in ordered:
-        _process_stream(settings, source, stream, landing.stream_path(folder, source, stream), run_id, totals)
+        _process_file_stream(settings, source, stream, landing.stream_path(folder, source, stream), run_id, totals)
         heartbeat()
     return totals
 
 
-def _process_stream(settings: Settings, source: str, stream: str, path: Path, run_id: Optional[str],
-                    totals: SourceTotals) -> None:
+def _process_file_stream(settings: Settings, source: str, stream: str, path: Path, run_id: Optional[str],
+                         totals: SourceTotals) -> None:
     engine = db.engine_for(settings)
     with engine.connect() as conn:
         offset = conn.execute(sa.select(_SS.c.cursor_offset).where(
             _SS.c.source == source, _SS.c.stream == stream)).scalar() or 0
     for batch in landing.read_batches(path, stream, offset, settings.batch_size):
-        started = time.perf_counter()
-        with engine.begin() as conn:
-            directory = DbDirectory(conn)
-            records = [r.data for r in batch.records]
-            positions = {id(r.data): r.position for r in batch.records}
-            outcome = process(source, stream, records,
-                              Context(directory=directory, include_bot_messages=settings.include_bot_messages))
-            stats = write_outcome(conn, outcome, run_id, source, positions)
-            for line, reason, raw in batch.malformed:
-                record_dead(conn, run_id, source, stream, reason, {"raw_line": raw}, line)
-            records_in = len(batch.records) + len(batch.malformed)
-            dead = len(outcome.dead) + len(batch.malformed)
-            if outcome.processed + len(outcome.dead) != len(batch.records):
-                raise RuntimeError(f"{source}/{stream}: processor accounted for "
-                                   f"{outcome.processed + len(outcome.dead)} of {len(batch.records)} records")
-            runs.add_counts(conn, run_id, source, records_in, outcome.processed, dead)
-            _advance(conn, source, stream, batch.end_offset, records_in)
-        elapsed = time.perf_counter() - started
-        totals.records_in += records_in
-        totals.processed += outcome.processed
-        totals.dead += dead
-        totals.batches += 1
-        totals.interactions += stats.interactions
-        totals.chunks_changed += stats.chunks_changed
-        totals.streams[stream] = totals.streams.get(stream, 0) + records_in
-        metrics.RECORDS.labels(source=source, outcome="processed").inc(outcome.processed)
-        metrics.RECORDS.labels(source=source, outcome="dead").inc(dead)
-        metrics.DEAD_LETTERS.labels(source=source).inc(dead)
-        if elapsed > 0 and records_in:
-            metrics.PROCESSING_RATE.labels(source=source).set(records_in / elapsed)
-        log.info("batch source=%s stream=%s in=%d processed=%d dead=%d interactions=%d chunks=%d ms=%.0f",
-                 source, stream, records_in, outcome.processed, dead, stats.interactions,
-                 stats.chunks_changed, elapsed * 1000)
+        def advance(conn: sa.engine.Connection, records_in: int, end: int = batch.end_offset) -> None:
+            _advance(conn, source, stream, end, records_in)
+        _write_batch(settings, source, stream, batch.records, batch.malformed, run_id, totals, advance)
+
+
+def _process_airbyte_stream(settings: Settings, source: str, stream: str, run_id: Optional[str],
+                            totals: SourceTotals) -> None:
+    """Read an Airbyte destination table from its (extracted_at, raw_id) cursor."""
+    engine = db.engine_for(settings)
+    reader = db.engine_for(settings) if not settings.airbyte_database_url else \
+        db.make_engine(settings.airbyte_database_url, "public", pool_size=1)
+    with engine.connect() as conn:
+        cursor = landing_airbyte.load_cursor(conn, source, stream)
+        seen = _seen_in_window(conn, source, stream, cursor, settings.lookback_seconds)
+    schema = settings.airbyte_schema.format(source=source)
+    try:
+        with reader.connect() as read_conn:
+            for batch in landing_airbyte.read_batches(
+                    read_conn, schema, stream, cursor, settings.batch_size,
+                    settings.lookback_seconds, layout=settings.airbyte_layout, seen_ids=seen, namespace=schema):
+                def advance(conn: sa.engine.Connection, records_in: int, after=batch.cursor_after,
+                            ids=[r.position for r in batch.records] + [m[0] for m in batch.malformed]) -> None:
+                    landing_airbyte.save_cursor(conn, source, stream, after, records_in)
+                    _remember_seen(conn, source, stream, ids, after, settings.lookback_seconds)
+                if batch.generation_rose:
+                    log.warning("airbyte generation rose for %s/%s: re-reading the table from the start",
+                                source, stream)
+                _write_batch(settings, source, stream, batch.records, batch.malformed, run_id, totals, advance)
+    finally:
+        if reader is not engine:
+            reader.dispose()
+
+
+def _seen_in_window(conn: sa.engine.Connection, source: str, stream: str,
+                    cursor: landing_airbyte.AirbyteCursor, lookback: int) -> set:
+    if cursor.extracted_at is None:
+        return set()
+    return set(conn.execute(sa.text(
+        "SELECT raw_id FROM landing_seen WHERE source = :s AND stream = :t "
+        "AND extracted_at >= CAST(:at AS timestamptz) - make_interval(secs => :lb)"),
+        {"s": source, "t": stream, "at": cursor.extracted_at, "lb": lookback}).scalars())
+
+
+def _remember_seen(conn: sa.engine.Connection, source: str, stream: str, ids: list,
+                   after: landing_airbyte.AirbyteCursor, lookback: int) -> None:
+    """Record the batch's raw ids and forget those that fell out of the look-back window."""
+    if ids and after.extracted_at is not None:
+        conn.execute(sa.text(
+            "INSERT INTO landing_seen (source, stream, raw_id, extracted_at) VALUES (:s, :t, :id, :at) "
+            "ON CONFLICT DO NOTHING"),
+            [{"s": source, "t": stream, "id": str(i), "at": after.extracted_at} for i in ids])
+    if after.extracted_at is not None:
+        conn.execute(sa.text(
+            "DELETE FROM landing_seen WHERE source = :s AND stream = :t "
+            "AND extracted_at < CAST(:at AS timestamptz) - make_interval(secs => :lb)"),
+            {"s": source, "t": stream, "at": after.extracted_at, "lb": lookback})
+
+
+def _write_batch(settings: Settings, source: str, stream: str, landed: list, malformed: list,
+                 run_id: Optional[str], totals: SourceTotals,
+                 advance: Callable[[sa.engine.Connection, int], None]) -> None:
+    """One transaction: rows, dead letters, run counts and the checkpoint (DESIGN §4)."""
+    started = time.perf_counter()
+    with db.engine_for(settings).begin() as conn:
+        records = [r.data for r in landed]
+        positions = {id(r.data): r.position for r in landed}
+        outcome = process(source, stream, records,
+                          Context(directory=DbDirectory(conn), include_bot_messages=settings.include_bot_messages))
+        stats = write_outcome(conn, outcome, run_id, source, positions)
+        for position, reason, raw in malformed:
+            record_dead(conn, run_id, source, stream, reason, {"raw_line": raw}, position)
+        records_in = len(landed) + len(malformed)
+        dead = len(outcome.dead) + len(malformed)
+        if outcome.processed + len(outcome.dead) != len(landed):
+            raise RuntimeError(f"{source}/{stream}: processor accounted for "
+                               f"{outcome.processed + len(outcome.dead)} of {len(landed)} records")
+        runs.add_counts(conn, run_id, source, records_in, outcome.processed, dead)
+        advance(conn, records_in)
+    elapsed = time.perf_counter() - started
+    totals.records_in += records_in
+    totals.processed += outcome.processed
+    totals.dead += dead
+    totals.batches += 1
+    totals.interactions += stats.interactions
+    totals.chunks_changed += stats.chunks_changed
+    totals.streams[stream] = totals.streams.get(stream, 0) + records_in
+    metrics.RECORDS.labels(source=source, outcome="processed").inc(outcome.processed)
+    metrics.RECORDS.labels(source=source, outcome="dead").inc(dead)
+    metrics.DEAD_LETTERS.labels(source=source).inc(dead)
+    if elapsed > 0 and records_in:
+        metrics.PROCESSING_RATE.labels(source=source).set(records_in / elapsed)
+    log.info("batch source=%s stream=%s in=%d processed=%d dead=%d interactions=%d chunks=%d ms=%.0f",
+             source, stream, records_in, outcome.processed, dead, stats.interactions,
+             stats.chunks_changed, elapsed * 1000)
 
 
 def _advance(conn: sa.engine.Connection, source: str, stream: str, offset: int, count: int) -> None:
@@ -118,3 +185,4 @@ def reset_checkpoints(settings: Settings, sources: list[str]) -> None:
     """Full refresh: forget where reading stopped; upserts make the re-read harmless."""
     with db.transaction(settings) as conn:
         conn.execute(sa.delete(_SS).where(_SS.c.source.in_(sources)))
+        conn.execute(sa.text("DELETE FROM landing_seen WHERE source = ANY(:s)"), {"s": list(sources)})

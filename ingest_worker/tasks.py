@@ -12,35 +12,59 @@ from sqlalchemy.exc import OperationalError
 
 from common import celery_app as ca
 from common import db, runs, settings as settings_mod
-from ingest_worker import pipeline
+from ingest_worker import airbyte_jobs as airbyte, pipeline
 
 
 def _settings():
     return settings_mod.get()
 
 
-@ca.task(ca.TRIGGER_SOURCE, retry_on=(OperationalError,))
+@ca.task(ca.TRIGGER_SOURCE, retry_on=(OperationalError, airbyte.RETRYABLE))
 def trigger_source(self, *, run_id: str, source: str) -> dict:
     """Phase 1: ask Airbyte to sync the source's connection (files landing: nothing to ask)."""
     s = _settings()
     started = time.perf_counter()
     with db.transaction(s) as conn:
         runs.set_source_status(conn, run_id, source, "running")
-        run = conn.execute(sa.text(
-            "SELECT full_refresh FROM sync_runs WHERE id = :id"), {"id": run_id}).first()
+        run = conn.execute(sa.text("SELECT full_refresh FROM sync_runs WHERE id = :id"), {"id": run_id}).first()
+        job_id = conn.execute(sa.text("SELECT airbyte_job_id FROM sync_run_sources WHERE run_id = :id AND "
+                                      "source = :s"), {"id": run_id, "s": source}).scalar()
     if run and run.full_refresh:
         pipeline.reset_checkpoints(s, [source])
-    runs.phase(s, run_id, f"trigger:{source}", status="done", landing=s.landing,
-               seconds=round(time.perf_counter() - started, 3))
+    detail: dict = {"landing": s.landing}
+    if s.landing == "airbyte" and job_id is None:  # a redelivered trigger keeps the job it started
+        job = airbyte.client(s).trigger_sync(dict(s.airbyte_connections)[source])
+        with db.transaction(s) as conn:
+            runs.set_source_status(conn, run_id, source, "running", job_id=int(job.job_id))
+        detail.update(job_id=job.job_id, attached=job.attached, job_status=job.status)
+    runs.phase(s, run_id, f"trigger:{source}", status="done", seconds=round(time.perf_counter() - started, 3),
+               **detail)
     return {"source": source}
 
 
-@ca.task(ca.WAIT_SOURCE, retry_on=(OperationalError,))
+@ca.task(ca.WAIT_SOURCE, retry_on=(OperationalError, airbyte.RETRYABLE), max_retries=None)
 def wait_source(self, *, run_id: str, source: str) -> dict:
     """Phase 2: wait until the Airbyte job is final by re-scheduling, never sleeping."""
     s = _settings()
-    runs.phase(s, run_id, f"wait:{source}", status="done", landing=s.landing)
-    return {"source": source}
+    if s.landing != "airbyte":
+        runs.phase(s, run_id, f"wait:{source}", status="done", landing=s.landing)
+        return {"source": source}
+    with db.transaction(s) as conn:
+        job_id = conn.execute(sa.text("SELECT airbyte_job_id FROM sync_run_sources WHERE run_id = :id AND "
+                                      "source = :s"), {"id": run_id, "s": source}).scalar()
+    job = airbyte.client(s).get_job(job_id)
+    polls = self.request.retries + 1
+    if not job.is_final:
+        runs.phase(s, run_id, f"wait:{source}", status="waiting", job_id=job_id, job_status=job.status, polls=polls)
+        raise self.retry(countdown=s.airbyte_poll_seconds, max_retries=None)
+    runs.phase(s, run_id, f"wait:{source}", status="done", job_id=job_id, job_status=job.status, polls=polls,
+               rows_synced=job.rows_synced)
+    if job.status != "succeeded":
+        # A failed or cancelled Airbyte job may still have committed rows: process them anyway and
+        # record the job's outcome on the source; the run then reports failed for this source.
+        with db.transaction(s) as conn:
+            runs.set_source_status(conn, run_id, source, "running", error=f"airbyte job {job_id} {job.status}")
+    return {"source": source, "job_status": job.status}
 
 
 @ca.task(ca.PROCESS_SOURCE, retry_on=(OperationalError,))
@@ -49,6 +73,9 @@ def process_source(self, *, run_id: str, source: str) -> dict:
     s = _settings()
     started = time.perf_counter()
     totals = pipeline.process_source(s, source, run_id)
+    with db.transaction(s) as conn:  # an Airbyte job that failed still fails its source, after its rows
+        conn.execute(sa.text("UPDATE sync_run_sources SET status = 'failed' WHERE run_id = :id AND source = :s "
+                             "AND error IS NOT NULL AND status = 'running'"), {"id": run_id, "s": source})
     runs.phase(s, run_id, f"process:{source}", status="done",
                seconds=round(time.perf_counter() - started, 3), **totals.as_dict())
     return {"source": source, **totals.as_dict()}

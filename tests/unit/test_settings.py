@@ -54,6 +54,7 @@ def test_values_are_parsed_to_their_types():
               "PAYREADY_API_PORT": "9000", "PAYREADY_SOURCES": "Slack, gong",
               "PAYREADY_LANDING": "AIRBYTE", "AIRBYTE_API_URL": "https://api.airbyte.com/v1",
               "AIRBYTE_CLIENT_ID": "cid", "AIRBYTE_CLIENT_SECRET": "csecret",
+              "PAYREADY_AIRBYTE_CONNECTIONS": "gong=c1, slack=c2",
               "PAYREADY_LOG_LEVEL": "debug"})
     assert s.batch_size == 250
     assert s.include_bot_messages is True
@@ -148,7 +149,8 @@ def test_unreadable_database_url_file_names_the_file_variable(tmp_path):
 
 
 AIRBYTE = {"AIRBYTE_API_URL": "https://api.airbyte.com/v1", "AIRBYTE_CLIENT_ID": "cid",
-           "AIRBYTE_CLIENT_SECRET": "csecret"}
+           "AIRBYTE_CLIENT_SECRET": "csecret",
+           "PAYREADY_AIRBYTE_CONNECTIONS": "gong=c1,slack=c2,hubspot=c3,salesforce=c4"}
 
 
 @pytest.mark.parametrize("missing", sorted(AIRBYTE))
@@ -244,3 +246,16 @@ def test_every_documented_variable_is_in_readme():
     text = readme.read_text()
     missing = [v for v in settings_mod.documented_variables() if v not in text]
     assert not missing, f"variables missing from README.md: {missing}"
+
+
+def test_airbyte_needs_a_connection_per_source_and_a_valid_schema_template():
+    env = {"PAYREADY_LANDING": "airbyte", **AIRBYTE, "PAYREADY_AIRBYTE_CONNECTIONS": "gong=c1"}
+    with pytest.raises(ConfigError, match="PAYREADY_AIRBYTE_CONNECTIONS.*slack"):
+        load(env)
+    with pytest.raises(ConfigError, match="PAYREADY_AIRBYTE_CONNECTIONS"):
+        load({**env, "PAYREADY_AIRBYTE_CONNECTIONS": "zoom=c9"})
+    with pytest.raises(ConfigError, match="PAYREADY_AIRBYTE_SCHEMA"):
+        load({"PAYREADY_AIRBYTE_SCHEMA": "ab_{connection}"})
+    s = load({"PAYREADY_LANDING": "airbyte", **AIRBYTE, "PAYREADY_AIRBYTE_SCHEMA": "ab_{source}"})
+    assert dict(s.airbyte_connections)["salesforce"] == "c4"
+    assert s.airbyte_schema.format(source="slack") == "ab_slack"
