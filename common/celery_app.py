@@ -88,6 +88,9 @@ def configure(app: Celery, s: settings_mod.Settings) -> None:
         app._pool.force_close_all()
         app._pool = None
     app.amqp._producer_pool = None
+    # the result backend is cached too (per thread); chords keep their counters under its prefix
+    if hasattr(app._local, "backend"):
+        del app._local.backend
 
 
 def _result_backend(s: settings_mod.Settings) -> Optional[str]:
