@@ -18,7 +18,7 @@ from celery import Celery, Task, signals
 from celery.exceptions import Retry
 from kombu import Exchange, Queue
 
-from common import embedded, metrics, settings as settings_mod
+from common import embedded, logctx, metrics, settings as settings_mod
 
 log = logging.getLogger("payready.task")
 
@@ -140,7 +140,8 @@ def task(name: str, *, retry_on: tuple[type[BaseException], ...] = (), **options
             outcome = "ok"
             run_id = kwargs.get("run_id", "-")
             try:
-                return fn(self, *args, **kwargs)
+                with logctx.bind(task=name.rsplit(".", 1)[-1], run=run_id, source=kwargs.get("source")):
+                    return fn(self, *args, **kwargs)
             except Retry:
                 outcome = "retry"  # the task re-scheduled itself (polling): not an error
                 raise
@@ -162,6 +163,12 @@ def task(name: str, *, retry_on: tuple[type[BaseException], ...] = (), **options
         return app.task(name=name, bind=True, base=PayReadyTask, **options)(run)
 
     return decorate
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _log_context(logger, **_: Any) -> None:  # noqa: ANN001
+    logctx.install(logger)
 
 
 @signals.worker_process_init.connect

@@ -136,6 +136,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     with _stack_if_needed(s) as s:
         migrate(s)
         env = {**os.environ, **_process_env(s)}
+        # the Procfile names `celery` and `gunicorn`: find ours even when the venv is not activated
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         procfile = parse_procfile((ROOT / "Procfile").read_text())
         manager = Manager()
         for name, entry in procfile.processes.items():

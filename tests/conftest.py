@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import uuid
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -106,7 +107,7 @@ def workers(domain, tmp_path_factory):  # noqa: ANN001
                for phase in ("ingest", "resolve", "embed")]
     try:
         procs.wait_for_workers(app, [domain.queue(p) for p in ("ingest", "resolve", "embed")], timeout=90)
-        yield started
+        yield SimpleNamespace(procs=started, logs=logs)
     finally:
         for proc in started:
             procs.stop(proc)

@@ -46,7 +46,8 @@ def test_up_serves_api_and_flower_and_stops_everything_on_sigterm(tmp_path):
         stack = json.loads((tmp_path / "data" / "stack.json").read_text())
         assert stack["owner_pid"] == proc.pid
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -29,6 +29,9 @@ def test_full_run_through_real_workers(domain, workers):
         last = conn.execute(sa.text("SELECT count(*) FROM data_sources WHERE last_success_at IS NOT NULL")).scalar()
     assert pending == 0 and cached >= 5 and last == 4
     assert runs.start_run(domain, ["slack"], trigger="test").created, "the fence opens when the run ends"
+    ingest_log = (workers.logs / "ingest.log").read_text()
+    assert f"task=process_source run={started.run_id} source=hubspot] batch source=hubspot" in ingest_log, \
+        "each batch logs one line carrying the task's context"
 
 
 def test_an_incremental_run_with_nothing_new_reads_nothing(domain, workers):
