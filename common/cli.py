@@ -128,6 +128,18 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from ingest_worker.redrive import redrive
+
+    s = _settings()
+    if s.database_url is None:
+        print("no database: start the stack with `payready up` or set PAYREADY_DATABASE_URL", file=sys.stderr)
+        return 2
+    result = redrive(s, args.source)
+    print(json.dumps(result.__dict__, indent=2))
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from honcho.environ import parse_procfile
     from honcho.manager import Manager
@@ -227,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     kc = ksub.add_parser("create", help="create an API key for this domain")
     kc.add_argument("--name", required=True)
     kc.set_defaults(fn=cmd_keys)
+    dl = sub.add_parser("deadletters", help="dead-lettered records")
+    dlsub = dl.add_subparsers(dest="deadletters_command", required=True)
+    rd = dlsub.add_parser("redrive", help="run dead letters through the processors again (after a fix)")
+    rd.add_argument("--source", choices=("gong", "slack", "hubspot", "salesforce"))
+    rd.set_defaults(fn=cmd_redrive)
     return p
 
 

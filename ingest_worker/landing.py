@@ -37,6 +37,12 @@ def available_streams(landing_dir: Path, source: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
+# A record larger than this is dead-lettered (with its first RAW_KEEP characters), not processed:
+# Airbyte caps records far below it, so such a line is corrupt, and it would bloat every table.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+RAW_KEEP = 10_000
+
+
 def read_batches(path: Path, stream: str, start_offset: int, batch_size: int) -> Iterator[Batch]:
     """Batches of records after line ``start_offset``; non-RECORD messages count as lines done."""
     if not path.exists():
@@ -44,13 +50,22 @@ def read_batches(path: Path, stream: str, start_offset: int, batch_size: int) ->
     records: list[LandedRecord] = []
     malformed: list[tuple[int, str, str]] = []
     line_no = 0
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
             if line_no <= start_offset:
                 continue
-            text = line.strip()
-            if text:
-                _parse_line(text, line_no, stream, records, malformed)
+            if len(raw) > MAX_RECORD_BYTES:
+                malformed.append((line_no, f"record of {len(raw)} bytes exceeds {MAX_RECORD_BYTES}",
+                                  raw[:RAW_KEEP].decode("utf-8", "replace")))
+            else:
+                try:
+                    text = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as exc:
+                    malformed.append((line_no, f"line is not valid UTF-8 (byte {exc.start})",
+                                      raw[:RAW_KEEP].decode("utf-8", "backslashreplace")))
+                    text = ""
+                if text:
+                    _parse_line(text, line_no, stream, records, malformed)
             if len(records) + len(malformed) >= batch_size:
                 yield Batch(stream, records, line_no, malformed)
                 records, malformed = [], []
@@ -63,18 +78,18 @@ def _parse_line(text: str, line_no: int, stream: str, records: list[LandedRecord
     try:
         message = json.loads(text)
     except json.JSONDecodeError as exc:
-        malformed.append((line_no, f"line is not JSON: {exc.msg}", text[:10_000]))
+        malformed.append((line_no, f"line is not JSON: {exc.msg}", text[:RAW_KEEP]))
         return
     if not isinstance(message, dict):
-        malformed.append((line_no, "line is not a JSON object", text[:10_000]))
+        malformed.append((line_no, "line is not a JSON object", text[:RAW_KEEP]))
         return
     if message.get("type") != "RECORD":
         return  # STATE, LOG, TRACE...: protocol chatter, not data
     record = message.get("record")
     if not isinstance(record, dict) or "data" not in record:
-        malformed.append((line_no, "RECORD message without record.data", text[:10_000]))
+        malformed.append((line_no, "RECORD message without record.data", text[:RAW_KEEP]))
         return
     if record.get("stream") not in (None, stream):
-        malformed.append((line_no, f"RECORD of stream {record.get('stream')!r} in {stream}.jsonl", text[:10_000]))
+        malformed.append((line_no, f"RECORD of stream {record.get('stream')!r} in {stream}.jsonl", text[:RAW_KEEP]))
         return
     records.append(LandedRecord(line_no, record["data"], record.get("emitted_at")))

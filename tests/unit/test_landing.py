@@ -149,3 +149,20 @@ def test_stream_path_and_available_streams(tmp_path):
     (tmp_path / "gong" / "notes.txt").write_text("")
     assert available_streams(tmp_path, "gong") == ["calls", "users"]
     assert available_streams(tmp_path, "slack") == []
+
+
+def test_invalid_utf8_and_oversize_lines_are_malformed_with_bounded_raw(tmp_path, monkeypatch):
+    from ingest_worker import landing
+
+    monkeypatch.setattr(landing, "MAX_RECORD_BYTES", 2000)
+    good = json.dumps({"type": "RECORD", "record": {"stream": "s", "data": {"id": 1}, "emitted_at": 1}}).encode()
+    huge = json.dumps({"type": "RECORD", "record": {"stream": "s", "data": {"x": "y" * 50_000}}}).encode()
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(good + b"\n" + b'{"type": "RECORD", "record": {"stream": "s", "data": {"n": "\xff\xfe"}}}\n'
+                     + huge + b"\n" + good + b"\n")
+    (batch,) = list(landing.read_batches(path, "s", 0, 100))
+    assert [r.position for r in batch.records] == [1, 4]
+    reasons = {line: reason for line, reason, _ in batch.malformed}
+    assert "not valid UTF-8" in reasons[2] and "exceeds 2000" in reasons[3]
+    assert all(len(raw) <= landing.RAW_KEEP for _, _, raw in batch.malformed)
+    assert batch.end_offset == 4
