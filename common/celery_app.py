@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from celery import Celery, Task, signals
 from celery.exceptions import Retry
-from kombu import Exchange, Queue
+from kombu import Exchange, Queue, pools
 
 from common import embedded, logctx, metrics, settings as settings_mod
 
@@ -85,8 +85,8 @@ def configure(app: Celery, s: settings_mod.Settings) -> None:
     # queues and a new key prefix, so drop them and let the next use build them from this config.
     app.amqp.__dict__.pop("queues", None)
     if app._pool is not None:
-        app._pool.force_close_all()
         app._pool = None
+        pools.reset()  # kombu's registry would hand the same (old-prefix) pool back for this URL
     app.amqp._producer_pool = None
     # the result backend is cached too (per thread); chords keep their counters under its prefix
     if hasattr(app._local, "backend"):

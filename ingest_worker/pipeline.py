@@ -139,12 +139,18 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
                  run_id: Optional[str], totals: SourceTotals,
                  advance: Callable[[sa.engine.Connection, int], None]) -> None:
     """One transaction: rows, dead letters, run counts and the checkpoint (DESIGN §4)."""
+    from ingest_worker import store
+
     started = time.perf_counter()
     with db.engine_for(settings).begin() as conn:
         records = [r.data for r in landed]
         positions = {id(r.data): r.position for r in landed}
-        outcome = process(source, stream, records,
-                          Context(directory=DbDirectory(conn), include_bot_messages=settings.include_bot_messages))
+        directory = DbDirectory(conn)
+        with store._stage("lookup"):
+            directory.preload(source, records)
+        with store._stage("process"):
+            outcome = process(source, stream, records,
+                              Context(directory=directory, include_bot_messages=settings.include_bot_messages))
         stats = write_outcome(conn, outcome, run_id, source, positions)
         for position, reason, raw in malformed:
             record_dead(conn, run_id, source, stream, reason, {"raw_line": raw}, position)
@@ -155,6 +161,8 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
                                f"{outcome.processed + len(outcome.dead)} of {len(landed)} records")
         runs.add_counts(conn, run_id, source, records_in, outcome.processed, dead)
         advance(conn, records_in)
+        committing = time.perf_counter()
+    store.STAGE_SECONDS["commit"] += time.perf_counter() - committing
     elapsed = time.perf_counter() - started
     totals.records_in += records_in
     totals.processed += outcome.processed

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -28,6 +32,18 @@ _CH = Chunk.__table__
 _SI = SourceIdentity.__table__
 _DL = DeadLetter.__table__
 
+#: Seconds spent per stage of the process phase in this process (bench/ingest.py reads it).
+STAGE_SECONDS: dict[str, float] = defaultdict(float)
+
+
+@contextmanager
+def _stage(name: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE_SECONDS[name] += time.perf_counter() - started
+
 
 class DbDirectory:
     """Identity lookups for processors (names for Slack mentions, Gong speakers), cached per task."""
@@ -35,19 +51,68 @@ class DbDirectory:
     def __init__(self, conn: sa.engine.Connection):
         self.conn = conn
         self._cache: dict[model.IdentityKey, Optional[model.Identity]] = {}
+        self._absent: set[tuple[str, str]] = set()  # (source, source_id) known to match no identity
 
     def add(self, identity: model.Identity) -> None:
         self._cache[identity.key] = identity
 
+    def preload(self, source: str, records: Iterable[Any]) -> None:
+        """One query for every identity of ``source`` whose id appears in ``records``.
+
+        Ids found are cached; ids not found are known absent, so ``get`` skips the per-key query.
+        Keys no record spells out (ids inside free text, other sources) still fall back to it.
+        """
+        candidates: set[str] = set()
+        for record in records:
+            _id_candidates(record, candidates, 0)
+        if not candidates:
+            return
+        ids = sorted(candidates)
+        rows = self.conn.execute(sa.select(_SI).where(
+            _SI.c.source == source, _SI.c.source_id.in_(ids))).mappings().all()
+        for row in rows:
+            key = model.IdentityKey(source, row["source_type"], row["source_id"])
+            self._cache.setdefault(key, _identity_from_row(key, row))
+        found = {row["source_id"] for row in rows}
+        self._absent.update((source, i) for i in ids if i not in found)
+
     def get(self, key: model.IdentityKey) -> Optional[model.Identity]:
         if key not in self._cache:
+            if (key.source, key.source_id) in self._absent:
+                return None
             row = self.conn.execute(sa.select(_SI).where(
                 _SI.c.source == key.source, _SI.c.source_type == key.source_type,
                 _SI.c.source_id == key.source_id)).mappings().first()
-            self._cache[key] = None if row is None else model.Identity(
-                key=key, entity_type=row["entity_type"], name=row["name"], emails=list(row["emails"] or []),
-                title=row["title"], is_internal=row["is_internal"], attributes=dict(row["attributes"] or {}))
+            self._cache[key] = None if row is None else _identity_from_row(key, row)
         return self._cache[key]
+
+
+def _identity_from_row(key: model.IdentityKey, row: Any) -> model.Identity:
+    return model.Identity(
+        key=key, entity_type=row["entity_type"], name=row["name"], emails=list(row["emails"] or []),
+        title=row["title"], is_internal=row["is_internal"], attributes=dict(row["attributes"] or {}))
+
+
+_MENTION = re.compile(r"<[@#!]?(?:subteam\^)?([A-Za-z0-9_.-]{2,64})")
+
+
+def _id_candidates(value: Any, out: set[str], depth: int) -> None:
+    """Strings in a record that may be identity ids: short values, and ``<@U123>``-style mentions."""
+    if isinstance(value, str):
+        if len(value) <= 256:
+            out.add(value)
+        if "<" in value:
+            out.update(_MENTION.findall(value))
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        out.add(str(value))
+    elif depth < 6 and isinstance(value, dict):
+        for v in value.values():
+            _id_candidates(v, out, depth + 1)
+    elif depth < 6 and isinstance(value, list):
+        for v in value:
+            _id_candidates(v, out, depth + 1)
 
 
 @dataclass
@@ -62,19 +127,23 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
                   source: str, positions: dict[int, int]) -> WriteStats:
     """Upsert one batch's outcome; ``positions`` maps id(record) to its landing position."""
     stats = WriteStats()
-    identities = _dedupe_identities(outcome.identities)
-    if identities:
-        conn.execute(_upsert_identities(), [_identity_row(i) for i in identities])
-        stats.identities = len(identities)
-    interactions = _merge_interactions(outcome.interactions)
+    ids: dict = {}
+    with _stage("write"):
+        identities = _dedupe_identities(outcome.identities)
+        if identities:
+            conn.execute(_upsert_identities().returning(_SI.c.source_id), [_identity_row(i) for i in identities])
+            stats.identities = len(identities)
+        interactions = _merge_interactions(outcome.interactions)
+        if interactions:
+            ids = _upsert_interactions(conn, interactions)
+            _upsert_children(conn, interactions, ids)
+            stats.interactions = len(interactions)
+        for dead in outcome.dead:
+            position = positions.get(id(dead.record))
+            record_dead(conn, run_id, source, dead.stream, dead.reason, dead.record, position)
     if interactions:
-        ids = _upsert_interactions(conn, interactions)
-        _upsert_children(conn, interactions, ids)
-        stats.interactions = len(interactions)
-        stats.chunks_changed = rechunk(conn, sorted(set(ids.values())))
-    for dead in outcome.dead:
-        position = positions.get(id(dead.record))
-        record_dead(conn, run_id, source, dead.stream, dead.reason, dead.record, position)
+        with _stage("rechunk"):
+            stats.chunks_changed = rechunk(conn, sorted(set(ids.values())))
     stats.dead = len(outcome.dead)
     return stats
 
@@ -195,17 +264,17 @@ def _upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
             index_elements=["interaction_id", "turn_key"],
             set_={c: stmt.excluded[c] for c in ("start_ms", "end_ms", "speaker_id", "speaker_source_type",
                                                   "speaker_source_id", "topic", "text")}
-            | {"speaker_name": sa.func.coalesce(stmt.excluded.speaker_name, _T.c.speaker_name)}),
-            list(turns.values()))
+            | {"speaker_name": sa.func.coalesce(stmt.excluded.speaker_name, _T.c.speaker_name)})
+            .returning(_T.c.interaction_id), list(turns.values()))
     if participants:
         stmt = insert(_P)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["interaction_id", "participant_key"],
             set_={c: sa.func.coalesce(stmt.excluded[c], _P.c[c])
-                  for c in ("role", "source_type", "source_id", "name", "email", "affiliation", "speaker_id")}),
-            list(participants.values()))
+                  for c in ("role", "source_type", "source_id", "name", "email", "affiliation", "speaker_id")})
+            .returning(_P.c.interaction_id), list(participants.values()))
     if companies:
-        conn.execute(insert(_C).on_conflict_do_nothing(),
+        conn.execute(insert(_C).on_conflict_do_nothing().returning(_C.c.interaction_id),
                      [{"interaction_id": i, "source_type": t, "source_id": s} for i, t, s in companies])
 
 
@@ -246,11 +315,17 @@ def rechunk(conn: sa.engine.Connection, interaction_ids: list[int]) -> int:
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["id"],
             set_={c: stmt.excluded[c] for c in ("ordinal", "text", "token_count", "start_ms", "end_ms",
-                                                  "speakers", "content_hash")}), rows)
-    for iid, count in keep_counts.items():
-        conn.execute(sa.delete(_CH).where(_CH.c.interaction_id == iid, _CH.c.ordinal >= count))
+                                                  "speakers", "content_hash")}).returning(_CH.c.id), rows)
+    if keep_counts:
+        conn.execute(sa.text(
+            "DELETE FROM chunks c USING unnest(CAST(:ids AS bigint[]), CAST(:counts AS int[])) AS k(iid, n) "
+            "WHERE c.interaction_id = k.iid AND c.ordinal >= k.n"),
+            {"ids": list(keep_counts), "counts": list(keep_counts.values())})
     if hashes:
-        conn.execute(sa.text("UPDATE interactions SET content_hash = :h WHERE id = :iid"), hashes)
+        conn.execute(sa.text(
+            "UPDATE interactions i SET content_hash = v.h "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:hs AS text[])) AS v(iid, h) WHERE i.id = v.iid"),
+            {"ids": [h["iid"] for h in hashes], "hs": [h["h"] for h in hashes]})
     return changed
 
 

@@ -1,0 +1,185 @@
+"""Process-phase throughput vs the raw Postgres COPY rate of the same records (issue 3, item 8).
+
+    .venv/bin/python bench/ingest.py [--scale 68] [--batch-size 1000] [--keep DIR]
+
+Generates ~100k records (scale 68 ≈ 99k), starts an embedded Postgres (or uses
+PAYREADY_DATABASE_URL), migrates a fresh domain, then in one run measures:
+
+(a) ``ingest_worker.pipeline.process_source`` for the four sources (no Celery), in records/s;
+(b) COPY of every landed record's ``data`` as one jsonb column into a temp table, in records/s;
+
+and prints both, their ratio, a per-stage time breakdown and a one-line JSON summary last.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SOURCES = ("gong", "slack", "hubspot", "salesforce")
+RECORDS_PER_UNIT = 1461  # generate(scale=1) writes ~1,461 records
+
+
+def _timed_reader(read_batches, sink: dict):
+    """Wrap landing.read_batches so time spent reading and parsing JSONL is counted as 'parse'."""
+    def wrapper(*args, **kwargs):
+        it = read_batches(*args, **kwargs)
+        while True:
+            started = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                sink["parse"] += time.perf_counter() - started
+                return
+            sink["parse"] += time.perf_counter() - started
+            yield batch
+    return wrapper
+
+
+def _copy_buffer(landing_dir: Path) -> tuple[io.StringIO, int]:
+    """Every RECORD's data, one json text per line, escaped for COPY text format."""
+    buf, n = io.StringIO(), 0
+    for source in SOURCES:
+        for path in sorted((landing_dir / source).glob("*.jsonl")):
+            with path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    msg = json.loads(line)
+                    if msg.get("type") != "RECORD":
+                        continue
+                    text = json.dumps(msg["record"]["data"], ensure_ascii=False, separators=(",", ":"))
+                    buf.write(text.replace("\\", "\\\\").replace("\x00", "") + "\n")
+                    n += 1
+    buf.seek(0)
+    return buf, n
+
+
+def _copy_rate(settings, landing_dir: Path) -> dict:
+    from common import db
+
+    started = time.perf_counter()
+    buf, n = _copy_buffer(landing_dir)
+    prepare = time.perf_counter() - started
+    raw = db.engine_for(settings).raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("CREATE UNLOGGED TABLE IF NOT EXISTS bench_copy (data jsonb)")  # unlogged, dropped below
+        cur.execute("TRUNCATE bench_copy")
+        raw.commit()
+        started = time.perf_counter()
+        cur.copy_expert("COPY bench_copy (data) FROM STDIN", buf)
+        raw.commit()
+        elapsed = time.perf_counter() - started
+        cur.execute("SELECT count(*) FROM bench_copy")
+        copied = cur.fetchone()[0]
+        cur.execute("DROP TABLE bench_copy")
+        raw.commit()
+    finally:
+        raw.close()
+    assert copied == n, (copied, n)
+    return {"records": n, "seconds": elapsed, "prepare_s": prepare, "rate": n / elapsed}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=68, help="generator scale (68 ≈ 99k records)")
+    ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--keep", type=Path, help="reuse/keep generated data in this folder")
+    args = ap.parse_args()
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    from common import db, embedded, runs, settings as settings_mod
+    from common.cli import migrate
+    from ingest_worker import landing, pipeline, store
+    from ingest_worker.generate import generate
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    data_dir = args.keep or work / "landing"
+    stack = None
+    try:
+        if not (data_dir / "ground_truth.jsonl").exists():
+            t = time.perf_counter()
+            gen = generate(data_dir, scale=args.scale)
+            print(f"generated {gen['total_records']:,} records at scale {args.scale} in "
+                  f"{time.perf_counter() - t:.1f}s -> {data_dir}")
+        env = {k: v for k, v in os.environ.items() if k in ("PAYREADY_DATABASE_URL", "PAYREADY_REDIS_URL")}
+        if not env.get("PAYREADY_DATABASE_URL"):
+            t = time.perf_counter()
+            stack = embedded.EmbeddedStack(work / "stack")
+            env = stack.start().as_env()
+            print(f"embedded stack up in {time.perf_counter() - t:.1f}s")
+        domain = f"bench_{uuid.uuid4().hex[:8]}"
+        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": domain, "PAYREADY_LANDING": "files",
+                                      "PAYREADY_BATCH_SIZE": str(args.batch_size)})
+        settings = settings_mod._replace(settings, landing_dir=data_dir)
+        settings_mod.override(settings)
+        migrate(settings)
+        try:
+            stages = store.STAGE_SECONDS
+            stages.clear()
+            landing.read_batches = _timed_reader(landing.read_batches, stages)
+            run = runs.start_run(settings, list(SOURCES), trigger="bench")
+            per_source = {}
+            started = time.perf_counter()
+            for source in SOURCES:
+                t = time.perf_counter()
+                totals = pipeline.process_source(settings, source, run.run_id)
+                per_source[source] = {"records": totals.records_in, "seconds": round(time.perf_counter() - t, 2),
+                                      "dead": totals.dead, "interactions": totals.interactions,
+                                      "chunks_changed": totals.chunks_changed}
+            elapsed = time.perf_counter() - started
+            runs.finish_run(settings, run.run_id)
+            records = sum(s["records"] for s in per_source.values())
+            rate = records / elapsed
+            copy = _copy_rate(settings, data_dir)
+        finally:
+            with db.transaction(settings) as conn:
+                import sqlalchemy as sa
+
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{settings.schema}" CASCADE'))
+            db.dispose_all()
+    finally:
+        if stack is not None:
+            stack.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"\ncpus: {cpus}   batch size: {args.batch_size}")
+    print(f"{'source':<12}{'records':>10}{'seconds':>9}{'rec/s':>9}{'dead':>7}{'interactions':>14}{'chunks':>9}")
+    for source, s in per_source.items():
+        print(f"{source:<12}{s['records']:>10,}{s['seconds']:>9.1f}{s['records'] / s['seconds']:>9,.0f}"
+              f"{s['dead']:>7}{s['interactions']:>14,}{s['chunks_changed']:>9,}")
+    print(f"\n(a) process phase: {records:,} records in {elapsed:.1f}s = {rate:,.0f} records/s")
+    print(f"(b) raw COPY jsonb: {copy['records']:,} records in {copy['seconds']:.2f}s = {copy['rate']:,.0f} records/s "
+          f"(+{copy['prepare_s']:.1f}s to read and serialise, not counted)")
+    print(f"ratio COPY / process: {copy['rate'] / rate:.1f}x   (process = {100 * rate / copy['rate']:.1f}% of COPY)")
+    named = ("parse", "process", "write", "rechunk", "commit")
+    breakdown = {k: stages.get(k, 0.0) for k in named}
+    breakdown.update({k: v for k, v in stages.items() if k not in named})
+    breakdown["other"] = max(0.0, elapsed - sum(breakdown.values()))
+    print("\nstage breakdown (s, share of the process phase):")
+    labels = {"parse": "parse (read + json.loads JSONL)", "process": "process (pure processors + identity lookups)",
+              "write": "write upserts (+ dead letters)", "rechunk": "rechunk (load, chunk, upsert chunks)",
+              "commit": "commit", "other": "other (counts, checkpoint, loop)"}
+    for k, v in breakdown.items():
+        print(f"  {labels.get(k, k):<46}{v:>7.2f}  {100 * v / elapsed:5.1f}%")
+    summary = {"records": records, "seconds": round(elapsed, 2), "records_per_s": round(rate),
+               "copy_records_per_s": round(copy["rate"]), "copy_over_process": round(copy["rate"] / rate, 1),
+               "batch_size": args.batch_size, "cpus": cpus, "scale": args.scale,
+               "stages_s": {k: round(v, 2) for k, v in breakdown.items()}}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
