@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import urllib.error
 
+import redis
+
 from common.settings import Settings
 from ingest_worker.airbyte_client import AirbyteClient, AirbyteError, CircuitBreaker, CircuitOpenError
 
@@ -17,12 +19,18 @@ RETRYABLE = (AirbyteUnavailable, CircuitOpenError, urllib.error.URLError, Connec
 
 
 @functools.lru_cache(maxsize=4)
-def _client(url: str, client_id: str, secret: str) -> AirbyteClient:
-    return _TransientAware(url, client_id, secret, breaker=CircuitBreaker(failure_threshold=5, reset_after=60))
+def _client(url: str, client_id: str, secret: str, redis_url: str, prefix: str) -> AirbyteClient:
+    from common import ratelimit
+
+    limiter = ratelimit.RateLimiter(redis.Redis.from_url(redis_url), prefix)
+    # every worker's Airbyte calls share one polite budget (Airbyte sheds load with bare 429s)
+    return _TransientAware(url, client_id, secret, breaker=CircuitBreaker(failure_threshold=5, reset_after=60),
+                           before_request=functools.partial(limiter.acquire, "airbyte", timeout=120))
 
 
 def client(settings: Settings) -> AirbyteClient:
-    return _client(settings.airbyte_api_url, settings.airbyte_client_id, settings.airbyte_client_secret)
+    return _client(settings.airbyte_api_url, settings.airbyte_client_id, settings.airbyte_client_secret,
+                   settings.redis_url, settings.key_prefix)
 
 
 class _TransientAware(AirbyteClient):
