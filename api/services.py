@@ -47,7 +47,7 @@ def timeline(settings: Settings, entity_id: str, *, start: Optional[dt.datetime]
              kinds: Optional[list[str]] = None, limit: int = 50, cursor: Optional[str] = None) -> dict:
     """Interactions of a person or company, newest first, keyset-paginated on (occurred_at, id)."""
     entity_id = parse_uuid(entity_id)
-    where = ["ie.entity_id = :eid", "i.occurred_at IS NOT NULL"]
+    where = ["ie.entity_id = :eid", "i.occurred_at IS NOT NULL", "NOT i.deleted"]
     params: dict = {"eid": entity_id, "limit": limit + 1}
     if start:
         where.append("i.occurred_at >= :start")

@@ -170,7 +170,10 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
     totals.batches += 1
     totals.interactions += stats.interactions
     totals.chunks_changed += stats.chunks_changed
-    totals.streams[stream] = totals.streams.get(stream, 0) + records_in
+    per_stream = totals.streams.setdefault(stream, {"in": 0, "processed": 0, "dead_lettered": 0})
+    per_stream["in"] += records_in
+    per_stream["processed"] += outcome.processed
+    per_stream["dead_lettered"] += dead
     metrics.RECORDS.labels(source=source, outcome="processed").inc(outcome.processed)
     metrics.RECORDS.labels(source=source, outcome="dead").inc(dead)
     metrics.DEAD_LETTERS.labels(source=source).inc(dead)

@@ -213,24 +213,33 @@ def _merge_interactions(items: Iterable[model.Interaction]) -> list[model.Intera
 
 
 def _upsert_interactions(conn: sa.engine.Connection, items: list[model.Interaction]) -> dict:
-    rows = [{
-        "source": i.key.source, "source_type": i.key.source_type, "source_id": i.key.source_id,
-        "kind": i.kind, "occurred_at": i.occurred_at, "title": _clean(i.title), "body": _clean(i.body),
-        "duration_s": i.duration_s, "direction": i.direction, "url": i.url,
-        "metadata": _jsonable(i.metadata),
-    } for i in items]
-    stmt = insert(_I)
-    coalesce = {name: sa.func.coalesce(stmt.excluded[name], _I.c[name])
-                for name in ("occurred_at", "title", "body", "duration_s", "direction", "url")}
-    stmt = stmt.on_conflict_do_update(
-        constraint="uq_interactions_source_key",
-        set_=coalesce | {"kind": stmt.excluded.kind, "updated_at": sa.func.now(),
-                         "metadata": _I.c.metadata.op("||")(stmt.excluded.metadata)},
-    ).returning(_I.c.id, _I.c.source, _I.c.source_type, _I.c.source_id)
-    result = conn.execute(stmt, rows)
+    """Upsert interactions; full records also carry deletion (archived/IsDeleted at the source).
+
+    Partial records (turns from another stream) never touch ``deleted``: only the stream that
+    owns the interaction knows whether the source deleted it.
+    """
     ids: dict[model.IdentityKey, int] = {}
-    for row in result.all():
-        ids[model.IdentityKey(row.source, row.source_type, row.source_id)] = row.id
+    for partial in (False, True):
+        chosen = [i for i in items if i.partial is partial]
+        if not chosen:
+            continue
+        rows = [{
+            "source": i.key.source, "source_type": i.key.source_type, "source_id": i.key.source_id,
+            "kind": i.kind, "occurred_at": i.occurred_at, "title": _clean(i.title), "body": _clean(i.body),
+            "duration_s": i.duration_s, "direction": i.direction, "url": i.url,
+            "metadata": _jsonable(i.metadata), "deleted": bool(i.metadata.get("deleted")) and not partial,
+        } for i in chosen]
+        stmt = insert(_I)
+        update = {name: sa.func.coalesce(stmt.excluded[name], _I.c[name])
+                  for name in ("occurred_at", "title", "body", "duration_s", "direction", "url")}
+        update |= {"kind": stmt.excluded.kind, "updated_at": sa.func.now(),
+                   "metadata": _I.c.metadata.op("||")(stmt.excluded.metadata)}
+        if not partial:
+            update["deleted"] = stmt.excluded.deleted
+        stmt = stmt.on_conflict_do_update(constraint="uq_interactions_source_key", set_=update).returning(
+            _I.c.id, _I.c.source, _I.c.source_type, _I.c.source_id)
+        for row in conn.execute(stmt, rows).all():
+            ids[model.IdentityKey(row.source, row.source_type, row.source_id)] = row.id
     return ids
 
 
@@ -284,7 +293,7 @@ def rechunk(conn: sa.engine.Connection, interaction_ids: list[int]) -> int:
     if not interaction_ids:
         return 0
     heads = conn.execute(sa.select(_I.c.id, _I.c.source, _I.c.source_type, _I.c.source_id, _I.c.kind,
-                                   _I.c.title, _I.c.body).where(_I.c.id.in_(interaction_ids))).all()
+                                   _I.c.title, _I.c.body, _I.c.deleted).where(_I.c.id.in_(interaction_ids))).all()
     turn_rows = conn.execute(sa.select(_T).where(_T.c.interaction_id.in_(interaction_ids))
                              .order_by(_T.c.interaction_id, _T.c.start_ms, _T.c.turn_key)).mappings().all()
     speakers = conn.execute(sa.select(_P.c.interaction_id, _P.c.speaker_id, _P.c.name).where(
@@ -301,7 +310,9 @@ def rechunk(conn: sa.engine.Connection, interaction_ids: list[int]) -> int:
     rows, keep_counts, hashes = [], {}, []
     for head in heads:
         key = f"{head.source}:{head.source_type}:{head.source_id}"
-        drafts = chunking.chunk_interaction(key, head.kind, head.title, head.body, by_interaction.get(head.id, []))
+        # a deletion at the source removes the text from search: no chunks, so no vectors (cascade)
+        drafts = [] if head.deleted else chunking.chunk_interaction(
+            key, head.kind, head.title, head.body, by_interaction.get(head.id, []))
         keep_counts[head.id] = len(drafts)
         digest = hashlib.sha256("".join(d.content_hash for d in drafts).encode()).hexdigest()
         hashes.append({"iid": head.id, "h": digest})
