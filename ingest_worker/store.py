@@ -348,4 +348,5 @@ def _clean(text: Optional[str]) -> Optional[str]:
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str).replace("\\u0000", ""))
+    """JSON-safe copy for jsonb columns: NULs dropped, cards and SSNs masked (never stored in clear)."""
+    return pii.mask_obj(json.loads(json.dumps(value, default=str).replace("\\u0000", "")))

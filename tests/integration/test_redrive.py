@@ -64,3 +64,17 @@ def test_dead_letters_keep_everything_and_redrive_recovers_after_a_fix(domain, t
     assert _count(settings, "SELECT count(*) FROM interactions WHERE body LIKE '%4111 1111 1111 1111%'") == 0
     again = redrive(settings, "hubspot")
     assert (again.redriven, again.still_dead) == (0, 2)
+
+
+def test_card_numbers_in_unknown_fields_are_never_stored(domain, tmp_path):
+    folder = tmp_path / "landing3" / "hubspot"
+    folder.mkdir(parents=True)
+    note = _note("n9", "fine")
+    note["record"]["data"]["custom_payment_field"] = "pay with 4111-1111-1111-1111 please"
+    (folder / "engagements_notes.jsonl").write_text(json.dumps(note) + "\n")
+    settings = settings_mod._replace(domain, landing_dir=tmp_path / "landing3")
+    pipeline.reset_checkpoints(settings, ["hubspot"])
+    pipeline.process_source(settings, "hubspot", None)
+    with db.transaction(settings) as conn:
+        stored = conn.execute(sa.text("SELECT metadata::text FROM interactions WHERE source_id = 'n9'")).scalar()
+    assert "custom_payment_field" in stored and "4111" not in stored
