@@ -231,6 +231,8 @@ class SourceIdentity(Base):
     __table_args__ = (
         sa.Index("ix_source_identities_unresolved", "entity_type",
                  postgresql_where=sa.text("NOT resolved")),
+        # processors look identities up by the ids a batch mentions, without knowing their stream
+        sa.Index("ix_source_identities_source_id", "source", "source_id"),
     )
 
 
