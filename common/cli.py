@@ -42,6 +42,13 @@ def migrate(settings: Settings) -> str:
         return db.current_revision(conn) or ""
 
 
+def _has_database(settings: Settings) -> bool:
+    if settings.database_url is None:
+        print("no database: start the stack with `payready up` or set PAYREADY_DATABASE_URL", file=sys.stderr)
+        return False
+    return True
+
+
 def _configure_celery(settings: Settings) -> None:
     from common.celery_app import app, configure
 
@@ -68,8 +75,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from common import runs
 
     s = _settings()
-    if s.database_url is None:
-        print("no database: start the stack with `payready up` or set PAYREADY_DATABASE_URL", file=sys.stderr)
+    if not _has_database(s):
         return 2
     _configure_celery(s)
     sources = args.source or list(s.sources)
@@ -119,8 +125,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from api import auth
 
     s = _settings()
-    if s.database_url is None:
-        print("no database: start the stack with `payready up` or set PAYREADY_DATABASE_URL", file=sys.stderr)
+    if not _has_database(s):
         return 2
     key = auth.create_key(s, args.name)
     print(f"created API key {args.name!r} for domain {s.domain}; it is shown once:", file=sys.stderr)
@@ -132,8 +137,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     from ingest_worker.redrive import redrive
 
     s = _settings()
-    if s.database_url is None:
-        print("no database: start the stack with `payready up` or set PAYREADY_DATABASE_URL", file=sys.stderr)
+    if not _has_database(s):
         return 2
     result = redrive(s, args.source)
     print(json.dumps(result.__dict__, indent=2))

@@ -16,16 +16,18 @@ import secrets
 import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 FINAL = {"succeeded", "failed", "cancelled"}
 JOB_TYPES = {"sync", "reset", "refresh", "clear"}
 PROBLEM_BASE = "https://reference.airbyte.com/reference/errors"
 
 
-class FakeAirbyteServer:
+class FakeAirbyteServer(LoopbackServer):
     def __init__(self, client_id: str = "test-client", client_secret: str = "test-secret", *,
                  token_expires_in: int = 900, polls_per_step: int = 1,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -43,31 +45,7 @@ class FakeAirbyteServer:
         self._scripts: list[list[str]] = []
         self._next_id = 1000
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    # --- lifecycle ---------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> "FakeAirbyteServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeAirbyteServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._serve(self._handler_class())
 
     # --- knobs -------------------------------------------------------------------------------
     def fail_next(self, count: int, status: int = 429, *, path: Optional[str] = None,

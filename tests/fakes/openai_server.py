@@ -11,10 +11,12 @@ import base64
 import hashlib
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
+
+from tests.fakes.loopback import LoopbackServer
 
 
 def fake_vector(text: str, dim: int) -> list[float]:
@@ -23,43 +25,19 @@ def fake_vector(text: str, dim: int) -> list[float]:
     return (vec / np.linalg.norm(vec)).tolist()
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     def __init__(self, dim: int = 1536) -> None:
         self.dim = dim
         self.requests: list[dict[str, Any]] = []
         self.statuses: list[int] = []  # every request, including failed ones
         self._failures: list[int] = []
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        self._serve(self._handler_class())
 
     def fail_next(self, count: int, status: int = 429) -> None:
         """Answer the next ``count`` requests with ``status`` instead of vectors."""
         with self._lock:
             self._failures.extend([status] * count)
-
-    def start(self) -> "FakeOpenAIServer":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> "FakeOpenAIServer":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _respond(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self._lock:
