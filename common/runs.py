@@ -18,6 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from common import db
 from common.settings import Settings
 
+# Parallel embed tasks per run; each claims batches with SKIP LOCKED, so more slots only help
+# when more embed processes run.
+EMBED_SLOTS = 2
+
 
 @dataclass
 class StartedRun:
@@ -190,13 +194,8 @@ def build_canvas(settings: Settings, run_id: str, sources: list[str]):
     per_source = [chain(sig(TRIGGER_SOURCE, run_id=run_id, source=s),
                         sig(WAIT_SOURCE, run_id=run_id, source=s),
                         sig(PROCESS_SOURCE, run_id=run_id, source=s)) for s in sources]
-    embed_fanout = group(sig(EMBED_PENDING, run_id=run_id, slot=i) for i in range(settings_embed_slots(settings)))
+    embed_fanout = group(sig(EMBED_PENDING, run_id=run_id, slot=i) for i in range(EMBED_SLOTS))
     after = chain(sig(RESOLVE_ENTITIES, run_id=run_id),
                   chord(embed_fanout, chain(sig(ANALYTICS, run_id=run_id), sig(FINISH_RUN, run_id=run_id))))
     return chord(group(per_source), after)
 
-
-def settings_embed_slots(settings: Settings) -> int:
-    # Parallel embed tasks per run; each claims batches with SKIP LOCKED, so more slots only help
-    # when more embed processes run.
-    return 2

@@ -146,9 +146,9 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
         records = [r.data for r in landed]
         positions = {id(r.data): r.position for r in landed}
         directory = DbDirectory(conn)
-        with store._stage("lookup"):
+        with store.stage("lookup"):
             directory.preload(source, records)
-        with store._stage("process"):
+        with store.stage("process"):
             outcome = process(source, stream, records,
                               Context(directory=directory, include_bot_messages=settings.include_bot_messages))
         stats = write_outcome(conn, outcome, run_id, source, positions)

@@ -37,7 +37,7 @@ STAGE_SECONDS: dict[str, float] = defaultdict(float)
 
 
 @contextmanager
-def _stage(name: str):
+def stage(name: str):
     started = time.perf_counter()
     try:
         yield
@@ -128,7 +128,7 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
     """Upsert one batch's outcome; ``positions`` maps id(record) to its landing position."""
     stats = WriteStats()
     ids: dict = {}
-    with _stage("write"):
+    with stage("write"):
         identities = _dedupe_identities(outcome.identities)
         if identities:
             conn.execute(_upsert_identities().returning(_SI.c.source_id), [_identity_row(i) for i in identities])
@@ -142,7 +142,7 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
             position = positions.get(id(dead.record))
             record_dead(conn, run_id, source, dead.stream, dead.reason, dead.record, position)
     if interactions:
-        with _stage("rechunk"):
+        with stage("rechunk"):
             stats.chunks_changed = rechunk(conn, sorted(set(ids.values())))
     stats.dead = len(outcome.dead)
     return stats

@@ -10,7 +10,7 @@ from celery import canvas
 from common import celery_app, settings as settings_mod
 from common.celery_app import (ANALYTICS, EMBED_PENDING, FINISH_RUN, PROCESS_SOURCE, RESOLVE_ENTITIES,
                                TRIGGER_SOURCE, WAIT_SOURCE, app, configure)
-from common.runs import build_canvas, settings_embed_slots
+from common.runs import EMBED_SLOTS, build_canvas
 from common.settings import load
 
 
@@ -91,7 +91,7 @@ def test_canvas_survives_json_serialisation(default_domain):
 def test_canvas_body_resolves_embeds_analyses_and_finishes(default_domain):
     c = build_canvas(default_domain, "run-7", ["gong"])
     body_names = names(c.body)
-    slots = settings_embed_slots(default_domain)
+    slots = EMBED_SLOTS
     assert body_names == [RESOLVE_ENTITIES] + [EMBED_PENDING] * slots + [ANALYTICS, FINISH_RUN]
     # the embed tasks are a parallel group (a chord header), not a sequence
     embed_chords = [s for s in walk(c.body) if isinstance(s, canvas._chord)]
@@ -105,7 +105,7 @@ def test_every_canvas_task_carries_the_run_id(default_domain):
     c = build_canvas(default_domain, "run-42", ["gong", "salesforce"])
     leaves = [s for s in walk(c) if isinstance(s, canvas.Signature) and not isinstance(
         s, (canvas._chain, canvas._chord, canvas.group))]
-    assert len(leaves) == 2 * 3 + 1 + settings_embed_slots(default_domain) + 2
+    assert len(leaves) == 2 * 3 + 1 + EMBED_SLOTS + 2
     assert all(s.kwargs["run_id"] == "run-42" for s in leaves)
     assert all(s.immutable for s in leaves)
 
