@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+import orjson
+
 
 @dataclass
 class LandedRecord:
@@ -73,10 +75,19 @@ def read_batches(path: Path, stream: str, start_offset: int, batch_size: int) ->
         yield Batch(stream, records, max(line_no, start_offset), malformed)
 
 
+def loads(text: str) -> Any:
+    """orjson (several times faster); what it refuses but JSON allows (NaN, integers past 64
+    bits) goes through the standard parser, so both accept and reject the same lines."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _parse_line(text: str, line_no: int, stream: str, records: list[LandedRecord],
                 malformed: list[tuple[int, str, str]]) -> None:
     try:
-        message = json.loads(text)
+        message = loads(text)
     except json.JSONDecodeError as exc:
         malformed.append((line_no, f"line is not JSON: {exc.msg}", text[:RAW_KEEP]))
         return

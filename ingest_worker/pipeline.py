@@ -23,7 +23,7 @@ from common.models import SyncState
 from common.settings import Settings
 from ingest_worker import landing, landing_airbyte
 from ingest_worker.sources import PROCESSORS, Context, process
-from ingest_worker.store import DbDirectory, record_dead, write_outcome
+from ingest_worker.store import IdentityCache, record_dead, stage, write_outcome
 
 log = logging.getLogger("payready.ingest")
 _SS = SyncState.__table__
@@ -56,22 +56,25 @@ def process_source(settings: Settings, source: str, run_id: Optional[str],
     """Process every stream of ``source`` from its checkpoint to the end of what landed."""
     module = PROCESSORS[source]
     totals = SourceTotals()
+    with stage("lookup"), db.engine_for(settings).connect() as conn:
+        identities = IdentityCache.load(conn, source)
     if settings.landing == "airbyte":
         for stream in module.STREAMS:
-            _process_airbyte_stream(settings, source, stream, run_id, totals)
+            _process_airbyte_stream(settings, source, stream, run_id, totals, identities)
             heartbeat()
         return totals
     folder = landing_dir(settings)
     present = landing.available_streams(folder, source)
     ordered = [s for s in module.STREAMS if s in present] + [s for s in present if s not in module.STREAMS]
     for stream in ordered:
-        _process_file_stream(settings, source, stream, landing.stream_path(folder, source, stream), run_id, totals)
+        _process_file_stream(settings, source, stream, landing.stream_path(folder, source, stream), run_id, totals,
+                             identities)
         heartbeat()
     return totals
 
 
 def _process_file_stream(settings: Settings, source: str, stream: str, path: Path, run_id: Optional[str],
-                         totals: SourceTotals) -> None:
+                         totals: SourceTotals, identities: IdentityCache) -> None:
     engine = db.engine_for(settings)
     with engine.connect() as conn:
         offset = conn.execute(sa.select(_SS.c.cursor_offset).where(
@@ -79,11 +82,11 @@ def _process_file_stream(settings: Settings, source: str, stream: str, path: Pat
     for batch in landing.read_batches(path, stream, offset, settings.batch_size):
         def advance(conn: sa.engine.Connection, records_in: int, end: int = batch.end_offset) -> None:
             _advance(conn, source, stream, end, records_in)
-        _write_batch(settings, source, stream, batch.records, batch.malformed, run_id, totals, advance)
+        _write_batch(settings, source, stream, batch.records, batch.malformed, run_id, totals, advance, identities)
 
 
 def _process_airbyte_stream(settings: Settings, source: str, stream: str, run_id: Optional[str],
-                            totals: SourceTotals) -> None:
+                            totals: SourceTotals, identities: IdentityCache) -> None:
     """Read an Airbyte destination table from its (extracted_at, raw_id) cursor."""
     engine = db.engine_for(settings)
     reader = db.engine_for(settings) if not settings.airbyte_database_url else \
@@ -104,7 +107,8 @@ def _process_airbyte_stream(settings: Settings, source: str, stream: str, run_id
                 if batch.generation_rose:
                     log.warning("airbyte generation rose for %s/%s: re-reading the table from the start",
                                 source, stream)
-                _write_batch(settings, source, stream, batch.records, batch.malformed, run_id, totals, advance)
+                _write_batch(settings, source, stream, batch.records, batch.malformed, run_id, totals, advance,
+                             identities)
     finally:
         if reader is not engine:
             reader.dispose()
@@ -137,7 +141,7 @@ def _remember_seen(conn: sa.engine.Connection, source: str, stream: str, ids: li
 
 def _write_batch(settings: Settings, source: str, stream: str, landed: list, malformed: list,
                  run_id: Optional[str], totals: SourceTotals,
-                 advance: Callable[[sa.engine.Connection, int], None]) -> None:
+                 advance: Callable[[sa.engine.Connection, int], None], identities: IdentityCache) -> None:
     """One transaction: rows, dead letters, run counts and the checkpoint (DESIGN §4)."""
     from ingest_worker import store
 
@@ -145,7 +149,7 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
     with db.engine_for(settings).begin() as conn:
         records = [r.data for r in landed]
         positions = {id(r.data): r.position for r in landed}
-        directory = DbDirectory(conn)
+        directory = identities.directory(conn)
         with store.stage("lookup"):
             directory.preload(source, records)
         with store.stage("process"):
@@ -163,6 +167,7 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
         advance(conn, records_in)
         committing = time.perf_counter()
     store.STAGE_SECONDS["commit"] += time.perf_counter() - committing
+    identities.add_written(outcome.identities)
     elapsed = time.perf_counter() - started
     totals.records_in += records_in
     totals.processed += outcome.processed

@@ -4,6 +4,9 @@ Everything is keyed on ``(source, source_type, source_id)`` (DESIGN §4), so Air
 at-least-once delivery has an exactly-once effect. Duplicates inside one batch are merged first
 (Postgres refuses to upsert the same key twice in one statement). Partial interactions from
 different streams merge: a field left None never overwrites a stored value.
+
+The statements are set-based (``upserts``: one per table per batch); only interactions the batch
+inserted or changed are re-chunked (``rechunk``).
 """
 from __future__ import annotations
 
@@ -19,16 +22,10 @@ from typing import Any, Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from common import chunking, pii
-from common.models import (Chunk, DeadLetter, Interaction, InteractionCompany, InteractionTurn,
-                           Participant, SourceIdentity)
-from ingest_worker import model
+from common import pii
+from common.models import DeadLetter, SourceIdentity
+from ingest_worker import model, rechunk, upserts
 
-_I = Interaction.__table__
-_T = InteractionTurn.__table__
-_P = Participant.__table__
-_C = InteractionCompany.__table__
-_CH = Chunk.__table__
 _SI = SourceIdentity.__table__
 _DL = DeadLetter.__table__
 
@@ -46,11 +43,16 @@ def stage(name: str):
 
 
 class DbDirectory:
-    """Identity lookups for processors (names for Slack mentions, Gong speakers), cached per task."""
+    """Identity lookups for processors (names for Slack mentions, Gong speakers).
 
-    def __init__(self, conn: sa.engine.Connection):
+    ``cache`` may be shared by the batches of one task run (see :class:`IdentityCache`): when it
+    holds every stored identity of a source, a key of that source it lacks is known absent.
+    """
+
+    def __init__(self, conn: sa.engine.Connection, cache: Optional["IdentityCache"] = None):
         self.conn = conn
-        self._cache: dict[model.IdentityKey, Optional[model.Identity]] = {}
+        self._shared = cache
+        self._cache: dict[model.IdentityKey, Optional[model.Identity]] = cache.known if cache else {}
         self._absent: set[tuple[str, str]] = set()  # (source, source_id) known to match no identity
 
     def add(self, identity: model.Identity) -> None:
@@ -61,7 +63,10 @@ class DbDirectory:
 
         Ids found are cached; ids not found are known absent, so ``get`` skips the per-key query.
         Keys no record spells out (ids inside free text, other sources) still fall back to it.
+        Nothing to do when the shared cache already holds all of the source's identities.
         """
+        if self._shared is not None and source in self._shared.complete:
+            return
         candidates: set[str] = set()
         for record in records:
             _id_candidates(record, candidates, 0)
@@ -80,11 +85,50 @@ class DbDirectory:
         if key not in self._cache:
             if (key.source, key.source_id) in self._absent:
                 return None
+            if self._shared is not None and key.source in self._shared.complete:
+                return None
             row = self.conn.execute(sa.select(_SI).where(
                 _SI.c.source == key.source, _SI.c.source_type == key.source_type,
                 _SI.c.source_id == key.source_id)).mappings().first()
             self._cache[key] = None if row is None else _identity_from_row(key, row)
         return self._cache[key]
+
+
+class IdentityCache:
+    """The identities one task run has seen, shared by its batches (one query per run, not per batch).
+
+    ``load`` reads every stored identity of the source when there are at most ``limit``; the run
+    then adds what each committed batch wrote, so the cache stays complete for that source (one
+    process task per source at a time: runs are fenced). Above the limit the batches fall back to
+    the per-batch preload.
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self.known: dict[model.IdentityKey, Optional[model.Identity]] = {}
+        self.complete: set[str] = set()
+
+    @classmethod
+    def load(cls, conn: sa.engine.Connection, source: str, limit: int = LIMIT) -> "IdentityCache":
+        cache = cls()
+        rows = conn.execute(sa.text(
+            "SELECT source_type, source_id, entity_type, name, emails, title, is_internal, attributes "
+            "FROM source_identities WHERE source = :s LIMIT :n"), {"s": source, "n": limit + 1}).mappings().all()
+        if len(rows) <= limit:
+            for row in rows:
+                key = model.IdentityKey(source, row["source_type"], row["source_id"])
+                cache.known[key] = _identity_from_row(key, row)
+            cache.complete.add(source)
+        return cache
+
+    def add_written(self, identities: Iterable[model.Identity]) -> None:
+        """After a batch committed: what it wrote is now stored."""
+        for identity in identities:
+            self.known[identity.key] = identity
+
+    def directory(self, conn: sa.engine.Connection) -> DbDirectory:
+        return DbDirectory(conn, self)
 
 
 def _identity_from_row(key: model.IdentityKey, row: Any) -> model.Identity:
@@ -121,29 +165,36 @@ class WriteStats:
     identities: int = 0
     chunks_changed: int = 0
     dead: int = 0
+    rechunked: int = 0  # interactions whose chunks were rebuilt (inserted or changed)
 
 
 def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Optional[str],
-                  source: str, positions: dict[int, int]) -> WriteStats:
+                  source: str, positions: dict[int, Any]) -> WriteStats:
     """Upsert one batch's outcome; ``positions`` maps id(record) to its landing position."""
     stats = WriteStats()
-    ids: dict = {}
     with stage("write"):
         identities = _dedupe_identities(outcome.identities)
-        if identities:
-            conn.execute(_upsert_identities().returning(_SI.c.source_id), [_identity_row(i) for i in identities])
-            stats.identities = len(identities)
+        upserts.upsert_identities(conn, identities)
+        stats.identities = len(identities)
         interactions = _merge_interactions(outcome.interactions)
+        done = upserts.InteractionWrite()
         if interactions:
-            ids = _upsert_interactions(conn, interactions)
-            _upsert_children(conn, interactions, ids)
+            turns_of = {i.key: upserts.turn_rows(i) for i in interactions}
+            participants_of = {i.key: upserts.participant_rows(i) for i in interactions}
+            upserts.upsert_interactions(conn, interactions, done)
+            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of)
             stats.interactions = len(interactions)
         for dead in outcome.dead:
             position = positions.get(id(dead.record))
             record_dead(conn, run_id, source, dead.stream, dead.reason, dead.record, position)
     if interactions:
         with stage("rechunk"):
-            stats.chunks_changed = rechunk(conn, sorted(set(ids.values())))
+            heads, turns = rechunk.from_batch(done.inserted, interactions, turns_of, participants_of)
+            stats.chunks_changed = rechunk.write(conn, heads, turns, stored=False)
+            existing = sorted(done.changed - set(done.inserted.values()))
+            heads, turns = rechunk.from_db(conn, existing)
+            stats.chunks_changed += rechunk.write(conn, heads, turns, stored=True)
+            stats.rechunked = len(done.inserted) + len(existing)
     stats.dead = len(outcome.dead)
     return stats
 
@@ -169,27 +220,6 @@ def _dedupe_identities(items: Iterable[model.Identity]) -> list[model.Identity]:
     return list(latest.values())
 
 
-def _identity_row(i: model.Identity) -> dict:
-    return {
-        "source": i.key.source, "source_type": i.key.source_type, "source_id": i.key.source_id,
-        "entity_type": i.entity_type, "name": i.name, "emails": list(dict.fromkeys(i.emails)),
-        "phone": i.phone, "title": i.title, "company_name": i.company_name,
-        "domains": list(dict.fromkeys(i.domains)),
-        "company_source_type": i.company_key.source_type if i.company_key else None,
-        "company_source_id": i.company_key.source_id if i.company_key else None,
-        "is_internal": i.is_internal, "attributes": _jsonable(i.attributes), "resolved": False,
-    }
-
-
-def _upsert_identities():
-    stmt = insert(_SI)
-    keep = ("source", "source_type", "source_id")
-    return stmt.on_conflict_do_update(
-        index_elements=list(keep),
-        set_={c.name: stmt.excluded[c.name] for c in _SI.columns if c.name not in keep and c.name != "updated_at"}
-        | {"updated_at": sa.func.now()})
-
-
 # ---- interactions ----
 def _merge_interactions(items: Iterable[model.Interaction]) -> list[model.Interaction]:
     merged: dict[model.IdentityKey, model.Interaction] = {}
@@ -210,143 +240,3 @@ def _merge_interactions(items: Iterable[model.Interaction]) -> list[model.Intera
         have.companies.extend(item.companies)
         have.metadata.update(item.metadata)
     return list(merged.values())
-
-
-def _upsert_interactions(conn: sa.engine.Connection, items: list[model.Interaction]) -> dict:
-    """Upsert interactions; full records also carry deletion (archived/IsDeleted at the source).
-
-    Partial records (turns from another stream) never touch ``deleted``: only the stream that
-    owns the interaction knows whether the source deleted it.
-    """
-    ids: dict[model.IdentityKey, int] = {}
-    for partial in (False, True):
-        chosen = [i for i in items if i.partial is partial]
-        if not chosen:
-            continue
-        rows = [{
-            "source": i.key.source, "source_type": i.key.source_type, "source_id": i.key.source_id,
-            "kind": i.kind, "occurred_at": i.occurred_at, "title": _clean(i.title), "body": _clean(i.body),
-            "duration_s": i.duration_s, "direction": i.direction, "url": i.url,
-            "metadata": _jsonable(i.metadata), "deleted": bool(i.metadata.get("deleted")) and not partial,
-        } for i in chosen]
-        stmt = insert(_I)
-        update = {name: sa.func.coalesce(stmt.excluded[name], _I.c[name])
-                  for name in ("occurred_at", "title", "body", "duration_s", "direction", "url")}
-        update |= {"kind": stmt.excluded.kind, "updated_at": sa.func.now(),
-                   "metadata": _I.c.metadata.op("||")(stmt.excluded.metadata)}
-        if not partial:
-            update["deleted"] = stmt.excluded.deleted
-        stmt = stmt.on_conflict_do_update(constraint="uq_interactions_source_key", set_=update).returning(
-            _I.c.id, _I.c.source, _I.c.source_type, _I.c.source_id)
-        for row in conn.execute(stmt, rows).all():
-            ids[model.IdentityKey(row.source, row.source_type, row.source_id)] = row.id
-    return ids
-
-
-def _upsert_children(conn: sa.engine.Connection, items: list[model.Interaction], ids: dict) -> None:
-    turns: dict[tuple, dict] = {}
-    participants: dict[tuple, dict] = {}
-    companies: set[tuple] = set()
-    for item in items:
-        iid = ids[item.key]
-        for t in item.turns:
-            turns[(iid, t.turn_key)] = {
-                "interaction_id": iid, "turn_key": t.turn_key, "start_ms": t.start_ms, "end_ms": t.end_ms,
-                "speaker_id": t.speaker_id, "speaker_name": t.speaker_name,
-                "speaker_source_type": t.speaker_identity.source_type if t.speaker_identity else None,
-                "speaker_source_id": t.speaker_identity.source_id if t.speaker_identity else None,
-                "topic": t.topic, "text": _clean(t.text) or ""}
-        for p in item.participants:
-            pkey = (p.identity.source_id if p.identity else None) or (p.email or "").lower() or p.name
-            if not pkey:
-                continue
-            participants[(iid, pkey[:320])] = {
-                "interaction_id": iid, "participant_key": pkey[:320], "role": p.role,
-                "source_type": p.identity.source_type if p.identity else None,
-                "source_id": p.identity.source_id if p.identity else None,
-                "name": p.name, "email": p.email, "affiliation": p.affiliation, "speaker_id": p.speaker_id}
-        for c in item.companies:
-            companies.add((iid, c.source_type, c.source_id))
-    if turns:
-        stmt = insert(_T)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["interaction_id", "turn_key"],
-            set_={c: stmt.excluded[c] for c in ("start_ms", "end_ms", "speaker_id", "speaker_source_type",
-                                                  "speaker_source_id", "topic", "text")}
-            | {"speaker_name": sa.func.coalesce(stmt.excluded.speaker_name, _T.c.speaker_name)})
-            .returning(_T.c.interaction_id), list(turns.values()))
-    if participants:
-        stmt = insert(_P)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["interaction_id", "participant_key"],
-            set_={c: sa.func.coalesce(stmt.excluded[c], _P.c[c])
-                  for c in ("role", "source_type", "source_id", "name", "email", "affiliation", "speaker_id")})
-            .returning(_P.c.interaction_id), list(participants.values()))
-    if companies:
-        conn.execute(insert(_C).on_conflict_do_nothing().returning(_C.c.interaction_id),
-                     [{"interaction_id": i, "source_type": t, "source_id": s} for i, t, s in companies])
-
-
-# ---- chunks ----
-def rechunk(conn: sa.engine.Connection, interaction_ids: list[int]) -> int:
-    """Rebuild the chunks of these interactions from their stored state; returns chunks changed."""
-    if not interaction_ids:
-        return 0
-    heads = conn.execute(sa.select(_I.c.id, _I.c.source, _I.c.source_type, _I.c.source_id, _I.c.kind,
-                                   _I.c.title, _I.c.body, _I.c.deleted).where(_I.c.id.in_(interaction_ids))).all()
-    turn_rows = conn.execute(sa.select(_T).where(_T.c.interaction_id.in_(interaction_ids))
-                             .order_by(_T.c.interaction_id, _T.c.start_ms, _T.c.turn_key)).mappings().all()
-    speakers = conn.execute(sa.select(_P.c.interaction_id, _P.c.speaker_id, _P.c.name).where(
-        _P.c.interaction_id.in_(interaction_ids), _P.c.speaker_id.isnot(None))).all()
-    existing = conn.execute(sa.select(_CH.c.id, _CH.c.content_hash).where(
-        _CH.c.interaction_id.in_(interaction_ids))).all()
-    old_hash = {str(r.id): r.content_hash for r in existing}
-    names = {(r.interaction_id, r.speaker_id): r.name for r in speakers}
-    by_interaction: dict[int, list[dict]] = {}
-    for t in turn_rows:
-        name = t["speaker_name"] or names.get((t["interaction_id"], t["speaker_id"])) or t["speaker_id"]
-        by_interaction.setdefault(t["interaction_id"], []).append(
-            {"text": t["text"], "start_ms": t["start_ms"], "end_ms": t["end_ms"], "speaker_name": name})
-    rows, keep_counts, hashes = [], {}, []
-    for head in heads:
-        key = f"{head.source}:{head.source_type}:{head.source_id}"
-        # a deletion at the source removes the text from search: no chunks, so no vectors (cascade)
-        drafts = [] if head.deleted else chunking.chunk_interaction(
-            key, head.kind, head.title, head.body, by_interaction.get(head.id, []))
-        keep_counts[head.id] = len(drafts)
-        digest = hashlib.sha256("".join(d.content_hash for d in drafts).encode()).hexdigest()
-        hashes.append({"iid": head.id, "h": digest})
-        for d in drafts:
-            rows.append({"id": d.chunk_id, "interaction_id": head.id, "ordinal": d.ordinal, "text": d.text,
-                         "token_count": d.token_count, "start_ms": d.start_ms, "end_ms": d.end_ms,
-                         "speakers": list(d.speakers), "content_hash": d.content_hash})
-    changed = sum(1 for r in rows if old_hash.get(str(r["id"])) != r["content_hash"])
-    if rows:
-        stmt = insert(_CH)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={c: stmt.excluded[c] for c in ("ordinal", "text", "token_count", "start_ms", "end_ms",
-                                                  "speakers", "content_hash")}).returning(_CH.c.id), rows)
-    if keep_counts:
-        conn.execute(sa.text(
-            "DELETE FROM chunks c USING unnest(CAST(:ids AS bigint[]), CAST(:counts AS int[])) AS k(iid, n) "
-            "WHERE c.interaction_id = k.iid AND c.ordinal >= k.n"),
-            {"ids": list(keep_counts), "counts": list(keep_counts.values())})
-    if hashes:
-        conn.execute(sa.text(
-            "UPDATE interactions i SET content_hash = v.h "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:hs AS text[])) AS v(iid, h) WHERE i.id = v.iid"),
-            {"ids": [h["iid"] for h in hashes], "hs": [h["h"] for h in hashes]})
-    return changed
-
-
-def _clean(text: Optional[str]) -> Optional[str]:
-    """Text as stored: NUL bytes dropped (Postgres refuses them), cards and SSNs masked (§10)."""
-    if text is None:
-        return None
-    return pii.mask_sensitive(text.replace("\x00", ""))
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON-safe copy for jsonb columns: NULs dropped, cards and SSNs masked (never stored in clear)."""
-    return pii.mask_obj(json.loads(json.dumps(value, default=str).replace("\\u0000", "")))

@@ -192,10 +192,25 @@ def number(value: Any) -> Optional[float]:
 # --------------------------------------------------------------------------- records
 
 
+def json_copy(value: Any) -> Any:
+    """Deep copy of a parsed-JSON value (dicts, lists, scalars); ~10x faster than copy.deepcopy,
+    which records ids for cycles a JSON document cannot have. Anything else goes to deepcopy."""
+    if isinstance(value, dict):
+        return {k: v if v is None or type(v) in _SCALARS else json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [v if v is None or type(v) in _SCALARS else json_copy(v) for v in value]
+    if value is None or type(value) in _SCALARS:
+        return value
+    return copy.deepcopy(value)
+
+
+_SCALARS = frozenset({str, int, float, bool})
+
+
 def leftover(record: dict, consumed: Iterable[str]) -> dict[str, Any]:
     """Deep copy of the fields not used, so downstream edits never reach the input record."""
-    used = set(consumed)
-    return {k: copy.deepcopy(v) for k, v in record.items() if k not in used and v is not None}
+    used = consumed if isinstance(consumed, (set, frozenset)) else set(consumed)
+    return {k: json_copy(v) for k, v in record.items() if v is not None and k not in used}
 
 
 def key_dict(key: IdentityKey) -> dict[str, str]:

@@ -1,0 +1,123 @@
+"""Chunks of the interactions a batch inserted or changed, and only those.
+
+An interaction inserted by this batch has no stored turns, participants or chunks yet, so its
+chunks are cut from the batch's own (merged, cleaned) rows without reading anything back. One
+that existed and changed (a partial record adding turns, an edit) is re-read from Postgres, since
+its stored state merges several deliveries. Unchanged interactions are not touched at all: their
+chunk rows keep their ids, hashes and embeddings. Either way the chunks are a function of the
+stored state only (``common.chunking`` is deterministic), so both paths give the same chunks.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+import sqlalchemy as sa
+
+from common import chunking
+from ingest_worker import model
+from ingest_worker.upserts import clean_text, execute
+
+_CHUNK_SQL = (
+    "INSERT INTO chunks AS c (id, interaction_id, ordinal, text, token_count, start_ms, end_ms, speakers, "
+    "content_hash) SELECT r.id, r.interaction_id, r.ordinal, r.text, r.token_count, r.start_ms, r.end_ms, "
+    "r.speakers, r.content_hash FROM json_to_recordset(%(rows)s::json) AS r(id uuid, interaction_id bigint, "
+    "ordinal int, text text, token_count int, start_ms bigint, end_ms bigint, speakers jsonb, content_hash text) "
+    "ON CONFLICT (id) DO UPDATE SET ordinal = excluded.ordinal, text = excluded.text, "
+    "token_count = excluded.token_count, start_ms = excluded.start_ms, end_ms = excluded.end_ms, "
+    "speakers = excluded.speakers, content_hash = excluded.content_hash "
+    # the text is a function of content_hash: comparing the hash avoids comparing the text
+    "WHERE (c.ordinal, c.token_count, c.start_ms, c.end_ms, c.speakers, c.content_hash) IS DISTINCT FROM "
+    "(excluded.ordinal, excluded.token_count, excluded.start_ms, excluded.end_ms, excluded.speakers, "
+    "excluded.content_hash)")
+_TRIM_SQL = (
+    "DELETE FROM chunks c USING json_to_recordset(%(rows)s::json) AS k(iid bigint, n int) "
+    "WHERE c.interaction_id = k.iid AND c.ordinal >= k.n")
+_HASH_SQL = (
+    "UPDATE interactions i SET content_hash = v.h FROM json_to_recordset(%(rows)s::json) AS v(iid bigint, h text) "
+    "WHERE i.id = v.iid AND i.content_hash IS DISTINCT FROM v.h")
+
+
+class _Head:
+    __slots__ = ("id", "source", "source_type", "source_id", "kind", "title", "body", "deleted")
+
+    def __init__(self, iid: int, key: model.IdentityKey, kind: str, title: Optional[str], body: Optional[str],
+                 deleted: bool) -> None:
+        self.id, self.source, self.source_type, self.source_id = iid, key.source, key.source_type, key.source_id
+        self.kind, self.title, self.body, self.deleted = kind, title, body, deleted
+
+
+def _turn_order(turn: dict) -> tuple:
+    # Postgres orders the stored turns the same way: start_ms, then turn_key byte-wise (COLLATE "C")
+    return turn["start_ms"], turn["turn_key"].encode()
+
+
+def from_batch(inserted: dict[model.IdentityKey, int], items: list[model.Interaction],
+               turns_of: dict, participants_of: dict) -> tuple[list[_Head], dict[int, list[dict]]]:
+    """Heads and turns of interactions this batch inserted, from the rows it wrote."""
+    heads, turns = [], {}
+    for item in items:
+        iid = inserted.get(item.key)
+        if iid is None:
+            continue
+        heads.append(_Head(iid, item.key, item.kind, clean_text(item.title), clean_text(item.body),
+                           bool(item.metadata.get("deleted")) and not item.partial))
+        names = {p["speaker_id"]: p["name"] for p in participants_of[item.key].values() if p["speaker_id"] is not None}
+        rows = sorted(turns_of[item.key].values(), key=_turn_order)
+        turns[iid] = [{"text": t["text"], "start_ms": t["start_ms"], "end_ms": t["end_ms"],
+                       "speaker_name": t["speaker_name"] or names.get(t["speaker_id"]) or t["speaker_id"]}
+                      for t in rows]
+    return heads, turns
+
+
+def from_db(conn: sa.engine.Connection, ids: list[int]) -> tuple[list[_Head], dict[int, list[dict]]]:
+    """Heads and turns of stored interactions, as merged from every delivery so far."""
+    if not ids:
+        return [], {}
+    params = {"ids": ids}
+    heads = [_Head(r.id, model.IdentityKey(r.source, r.source_type, r.source_id), r.kind, r.title, r.body, r.deleted)
+             for r in conn.execute(sa.text(
+                 "SELECT id, source, source_type, source_id, kind, title, body, deleted FROM interactions "
+                 "WHERE id = ANY(:ids)"), params)]
+    names = {(r.interaction_id, r.speaker_id): r.name for r in conn.execute(sa.text(
+        "SELECT interaction_id, speaker_id, name FROM participants "
+        "WHERE interaction_id = ANY(:ids) AND speaker_id IS NOT NULL"), params)}
+    turns: dict[int, list[dict]] = {}
+    for t in conn.execute(sa.text(
+            "SELECT interaction_id, text, start_ms, end_ms, speaker_id, speaker_name FROM interaction_turns "
+            'WHERE interaction_id = ANY(:ids) ORDER BY interaction_id, start_ms, turn_key COLLATE "C"'), params):
+        name = t.speaker_name or names.get((t.interaction_id, t.speaker_id)) or t.speaker_id
+        turns.setdefault(t.interaction_id, []).append(
+            {"text": t.text, "start_ms": t.start_ms, "end_ms": t.end_ms, "speaker_name": name})
+    return heads, turns
+
+
+def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[dict]],
+          stored: bool) -> int:
+    """Chunk ``heads`` and upsert the chunks; ``stored`` heads may have chunks already (trimmed
+    and compared). Returns the number of chunks whose text is new or changed."""
+    if not heads:
+        return 0
+    old_hash: dict[str, str] = {}
+    if stored:
+        old_hash = {str(r.id): r.content_hash for r in conn.execute(sa.text(
+            "SELECT id, content_hash FROM chunks WHERE interaction_id = ANY(:ids)"), {"ids": [h.id for h in heads]})}
+    rows, counts, hashes = [], [], []
+    for head in heads:
+        key = f"{head.source}:{head.source_type}:{head.source_id}"
+        # a deletion at the source removes the text from search: no chunks, so no vectors (cascade)
+        drafts = [] if head.deleted else chunking.chunk_interaction(
+            key, head.kind, head.title, head.body, turns.get(head.id, []))
+        counts.append({"iid": head.id, "n": len(drafts)})
+        hashes.append({"iid": head.id, "h": hashlib.sha256("".join(d.content_hash for d in drafts).encode()).hexdigest()})
+        for d in drafts:
+            rows.append({"id": d.chunk_id, "interaction_id": head.id, "ordinal": d.ordinal, "text": d.text,
+                         "token_count": d.token_count, "start_ms": d.start_ms, "end_ms": d.end_ms,
+                         "speakers": list(d.speakers), "content_hash": d.content_hash})
+    changed = sum(1 for r in rows if old_hash.get(r["id"]) != r["content_hash"])
+    if rows:
+        execute(conn, _CHUNK_SQL, rows)
+    if stored:
+        execute(conn, _TRIM_SQL, counts)
+    execute(conn, _HASH_SQL, hashes)
+    return changed

@@ -1,0 +1,289 @@
+"""Set-based upserts: one ``INSERT … SELECT … ON CONFLICT`` statement per table per batch.
+
+A batch's rows travel as one JSON array (``json_to_recordset``), serialised by orjson: one round
+trip and one statement per table instead of one per row, and no temporary tables to create.
+
+Every ``DO UPDATE`` carries a ``WHERE (stored) IS DISTINCT FROM (new)``, so a re-delivered record
+that changes nothing writes nothing (no dead tuple, no index churn) and is not returned by
+``RETURNING``: what comes back is exactly what was inserted or changed, which tells the writer
+which interactions need their chunks rebuilt.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional
+
+import orjson
+import sqlalchemy as sa
+
+from common import pii
+from ingest_worker import model
+
+
+def payload(rows: list[dict]) -> str:
+    """JSON text of ``rows`` for ``json_to_recordset``; orjson, or the standard encoder for what
+    orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(rows, default=str).decode()
+    except TypeError:
+        return json.dumps(rows, default=str)
+
+
+def execute(conn: sa.engine.Connection, sql: str, rows: list[dict], **params: Any) -> list:
+    """Run ``sql`` with ``%(rows)s`` bound to the JSON of ``rows``; returns fetched rows if any."""
+    result = conn.exec_driver_sql(sql, {"rows": payload(rows), **params})
+    return result.all() if result.returns_rows else []
+
+
+# ---- cleaning (what is stored) ----
+_SCALARS = frozenset({int, float, bool})
+
+
+class _NotPlainJson(Exception):
+    pass
+
+
+def clean_text(text: Optional[str]) -> Optional[str]:
+    """Text as stored: NUL bytes dropped (Postgres refuses them), cards and SSNs masked (§10)."""
+    if text is None:
+        return None
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return pii.mask_sensitive(text)
+
+
+def _clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if value is None or type(value) in _SCALARS:
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _NotPlainJson
+            out[k.replace("\x00", "") if "\x00" in k else k] = _clean_json(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_clean_json(v) for v in value]
+    raise _NotPlainJson
+
+
+def clean_json(value: Any) -> Any:
+    """JSON-safe copy for jsonb columns: NULs dropped, cards and SSNs masked (never stored in clear).
+
+    Plain JSON values take one walk; anything else (datetimes, non-string keys) goes through a
+    JSON round trip first, as ``json.dumps(default=str)`` would store it.
+    """
+    try:
+        return _clean_json(value)
+    except _NotPlainJson:
+        return pii.mask_obj(json.loads(json.dumps(value, default=str).replace("\\u0000", "")))
+
+
+# ---- identities ----
+_IDENTITY_COLUMNS = (("entity_type", "text"), ("name", "text"), ("emails", "jsonb"), ("phone", "text"),
+                     ("title", "text"), ("company_name", "text"), ("domains", "jsonb"),
+                     ("company_source_type", "text"), ("company_source_id", "text"),
+                     ("is_internal", "boolean"), ("attributes", "jsonb"))
+_KEY = (("source", "text"), ("source_type", "text"), ("source_id", "text"))
+
+
+def _record_type(columns: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"{name} {kind}" for name, kind in columns)
+
+
+def _distinct(table: str, new: dict[str, str]) -> str:
+    """``(t.a, t.b) IS DISTINCT FROM (<new a>, <new b>)``: true only when something changes."""
+    return (f"({', '.join(f'{table}.{c}' for c in new)}) IS DISTINCT FROM ({', '.join(new.values())})")
+
+
+def _identity_sql() -> str:
+    names = [c for c, _ in _IDENTITY_COLUMNS]
+    new = {c: f"excluded.{c}" for c in names}
+    return (
+        f"INSERT INTO source_identities AS t (source, source_type, source_id, {', '.join(names)}, resolved) "
+        f"SELECT r.source, r.source_type, r.source_id, {', '.join('r.' + c for c in names)}, false "
+        f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY + _IDENTITY_COLUMNS)}) "
+        f"ON CONFLICT (source, source_type, source_id) DO UPDATE SET "
+        f"{', '.join(f'{c} = excluded.{c}' for c in names)}, resolved = false, updated_at = now() "
+        f"WHERE {_distinct('t', new)}")
+
+
+_IDENTITY_SQL = _identity_sql()
+
+
+def identity_row(i: model.Identity) -> dict:
+    return {
+        "source": i.key.source, "source_type": i.key.source_type, "source_id": i.key.source_id,
+        "entity_type": i.entity_type, "name": i.name, "emails": list(dict.fromkeys(i.emails)),
+        "phone": i.phone, "title": i.title, "company_name": i.company_name,
+        "domains": list(dict.fromkeys(i.domains)),
+        "company_source_type": i.company_key.source_type if i.company_key else None,
+        "company_source_id": i.company_key.source_id if i.company_key else None,
+        "is_internal": i.is_internal, "attributes": clean_json(i.attributes),
+    }
+
+
+def upsert_identities(conn: sa.engine.Connection, identities: list[model.Identity]) -> None:
+    """Keys must be unique within ``identities`` (ON CONFLICT cannot touch a row twice)."""
+    if identities:
+        execute(conn, _IDENTITY_SQL, [identity_row(i) for i in identities])
+
+
+# ---- interactions ----
+_INTERACTION_COLUMNS = (("kind", "text"), ("occurred_at", "timestamptz"), ("title", "text"), ("body", "text"),
+                        ("duration_s", "float8"), ("direction", "text"), ("url", "text"),
+                        ("metadata", "jsonb"), ("deleted", "boolean"))
+_KEEP_IF_NULL = ("occurred_at", "title", "body", "duration_s", "direction", "url")
+
+
+def _interaction_sql(partial: bool) -> str:
+    names = [c for c, _ in _INTERACTION_COLUMNS]
+    new = {"kind": "excluded.kind"}
+    new |= {c: f"coalesce(excluded.{c}, t.{c})" for c in _KEEP_IF_NULL}
+    new["metadata"] = "t.metadata || excluded.metadata"
+    if not partial:  # only the stream that owns an interaction knows whether the source deleted it
+        new["deleted"] = "excluded.deleted"
+    return (
+        f"INSERT INTO interactions AS t (source, source_type, source_id, {', '.join(names)}) "
+        f"SELECT r.source, r.source_type, r.source_id, {', '.join('r.' + c for c in names)} "
+        f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY + _INTERACTION_COLUMNS)}) "
+        f"ON CONFLICT ON CONSTRAINT uq_interactions_source_key DO UPDATE SET "
+        f"{', '.join(f'{c} = {v}' for c, v in new.items())}, updated_at = now() "
+        f"WHERE {_distinct('t', new)} "
+        f"RETURNING t.id, t.source, t.source_type, t.source_id, (t.xmax = 0) AS inserted")
+
+
+_INTERACTION_SQL = {False: _interaction_sql(False), True: _interaction_sql(True)}
+
+
+@dataclass
+class InteractionWrite:
+    """What the interaction upserts did: ids of rows inserted, and of rows whose stored state changed."""
+
+    inserted: dict[model.IdentityKey, int] = field(default_factory=dict)
+    changed: set[int] = field(default_factory=set)
+
+
+def upsert_interactions(conn: sa.engine.Connection, items: list[model.Interaction], done: InteractionWrite) -> None:
+    """Full records also carry deletion; partial ones (turns from another stream) never touch it.
+
+    Keys must be unique within ``items``.
+    """
+    for partial in (False, True):
+        rows = [{
+            "source": i.key.source, "source_type": i.key.source_type, "source_id": i.key.source_id,
+            "kind": i.kind, "occurred_at": i.occurred_at, "title": clean_text(i.title), "body": clean_text(i.body),
+            "duration_s": i.duration_s, "direction": i.direction, "url": i.url,
+            "metadata": clean_json(i.metadata), "deleted": bool(i.metadata.get("deleted")) and not partial,
+        } for i in items if i.partial is partial]
+        if not rows:
+            continue
+        for iid, source, source_type, source_id, inserted in execute(conn, _INTERACTION_SQL[partial], rows):
+            if inserted:
+                done.inserted[model.IdentityKey(source, source_type, source_id)] = iid
+            else:
+                done.changed.add(iid)
+
+
+# ---- turns, participants, companies (joined to their interaction by its key) ----
+_JOIN = ("JOIN interactions i ON i.source = r.source AND i.source_type = r.source_type "
+         "AND i.source_id = r.source_id")
+_TURN_COLUMNS = (("turn_key", "text"), ("start_ms", "bigint"), ("end_ms", "bigint"), ("speaker_id", "text"),
+                 ("speaker_name", "text"), ("speaker_source_type", "text"), ("speaker_source_id", "text"),
+                 ("topic", "text"), ("text", "text"))
+_PARTICIPANT_COLUMNS = (("participant_key", "text"), ("role", "text"), ("source_type_", "text"),
+                        ("source_id_", "text"), ("name", "text"), ("email", "text"), ("affiliation", "text"),
+                        ("speaker_id", "text"))
+
+
+def _turn_sql() -> str:
+    names = [c for c, _ in _TURN_COLUMNS]
+    new = {c: f"excluded.{c}" for c in names if c not in ("turn_key", "speaker_name")}
+    new["speaker_name"] = "coalesce(excluded.speaker_name, t.speaker_name)"
+    return (
+        f"INSERT INTO interaction_turns AS t (interaction_id, {', '.join(names)}) "
+        f"SELECT i.id, {', '.join('r.' + c for c in names)} "
+        f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY + _TURN_COLUMNS)}) {_JOIN} "
+        f"ON CONFLICT (interaction_id, turn_key) DO UPDATE SET {', '.join(f'{c} = {v}' for c, v in new.items())} "
+        f"WHERE {_distinct('t', new)} RETURNING t.interaction_id")
+
+
+def _participant_sql() -> str:
+    # source_type/source_id of the participant's identity are suffixed: the key columns name the interaction
+    stored = ["participant_key", "role", "source_type", "source_id", "name", "email", "affiliation", "speaker_id"]
+    given = [c for c, _ in _PARTICIPANT_COLUMNS]
+    new = {c: f"coalesce(excluded.{c}, t.{c})" for c in stored if c != "participant_key"}
+    return (
+        f"INSERT INTO participants AS t (interaction_id, {', '.join(stored)}) "
+        f"SELECT i.id, {', '.join('r.' + c for c in given)} "
+        f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY + _PARTICIPANT_COLUMNS)}) {_JOIN} "
+        f"ON CONFLICT (interaction_id, participant_key) DO UPDATE SET "
+        f"{', '.join(f'{c} = {v}' for c, v in new.items())} "
+        f"WHERE {_distinct('t', new)} RETURNING t.interaction_id")
+
+
+_TURN_SQL = _turn_sql()
+_PARTICIPANT_SQL = _participant_sql()
+_COMPANY_SQL = (
+    "INSERT INTO interaction_companies (interaction_id, source_type, source_id) "
+    "SELECT i.id, r.company_source_type, r.company_source_id "
+    f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY)}, company_source_type text, "
+    f"company_source_id text) {_JOIN} ON CONFLICT DO NOTHING")
+
+
+def participant_key(p: model.Participant) -> Optional[str]:
+    """Identity source_id when known, else the email, else the name: stable across re-delivery."""
+    pkey = (p.identity.source_id if p.identity else None) or (p.email or "").lower() or p.name
+    return pkey[:320] if pkey else None
+
+
+def turn_rows(item: model.Interaction) -> dict[str, dict]:
+    """The interaction's turns as stored, unique by turn_key (the last one wins)."""
+    rows: dict[str, dict] = {}
+    for t in item.turns:
+        rows[t.turn_key] = {
+            "turn_key": t.turn_key, "start_ms": t.start_ms, "end_ms": t.end_ms,
+            "speaker_id": t.speaker_id, "speaker_name": t.speaker_name,
+            "speaker_source_type": t.speaker_identity.source_type if t.speaker_identity else None,
+            "speaker_source_id": t.speaker_identity.source_id if t.speaker_identity else None,
+            "topic": t.topic, "text": clean_text(t.text) or ""}
+    return rows
+
+
+def participant_rows(item: model.Interaction) -> dict[str, dict]:
+    """The interaction's participants as stored, unique by participant key (the last one wins)."""
+    rows: dict[str, dict] = {}
+    for p in item.participants:
+        pkey = participant_key(p)
+        if pkey:
+            rows[pkey] = {
+                "participant_key": pkey, "role": p.role,
+                "source_type_": p.identity.source_type if p.identity else None,
+                "source_id_": p.identity.source_id if p.identity else None,
+                "name": p.name, "email": p.email, "affiliation": p.affiliation, "speaker_id": p.speaker_id}
+    return rows
+
+
+def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
+                    turns_of: dict[model.IdentityKey, dict], participants_of: dict[model.IdentityKey, dict]
+                    ) -> set[int]:
+    """Upsert turns, participants and company links; returns ids of interactions whose turns or
+    participants changed (their chunks may read differently)."""
+    turns, participants, companies = [], [], []
+    for item in items:
+        key = {"source": item.key.source, "source_type": item.key.source_type, "source_id": item.key.source_id}
+        turns.extend(key | row for row in turns_of[item.key].values())
+        participants.extend(key | row for row in participants_of[item.key].values())
+        for c in dict.fromkeys(item.companies):
+            companies.append(key | {"company_source_type": c.source_type, "company_source_id": c.source_id})
+    changed: set[int] = set()
+    if turns:
+        changed.update(r[0] for r in execute(conn, _TURN_SQL, turns))
+    if participants:
+        changed.update(r[0] for r in execute(conn, _PARTICIPANT_SQL, participants))
+    if companies:
+        execute(conn, _COMPANY_SQL, companies)
+    return changed
