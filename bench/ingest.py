@@ -8,7 +8,13 @@ PAYREADY_DATABASE_URL), migrates a fresh domain, then in one run measures:
 (a) ``ingest_worker.pipeline.process_source`` for the four sources (no Celery), in records/s;
 (b) COPY of every landed record's ``data`` as one jsonb column into a temp table, in records/s;
 
-and prints both, their ratio, a per-stage time breakdown and a one-line JSON summary last.
+and prints both, their ratio, a per-stage time breakdown, the CPU seconds spent by this process
+and by the Postgres backends, and a one-line JSON summary last.
+
+``--workers 2`` runs the sources in a pool of 2 processes, each calling the same
+``process_source`` (what two ingest worker processes do with the run's four process tasks);
+the stage breakdown is then the sum over both processes. ``--profile FILE`` writes a cProfile of
+the process phase (single process only).
 """
 from __future__ import annotations
 
@@ -43,7 +49,46 @@ def _timed_reader(read_batches, sink: dict):
                 return
             sink["parse"] += time.perf_counter() - started
             yield batch
+    wrapper.timed = True
     return wrapper
+
+
+def _backend_cpu_seconds(settings) -> float:
+    """CPU (user + system) of every client backend of the bench's own Postgres, from /proc."""
+    from common import db
+    import sqlalchemy as sa
+
+    with db.engine_for(settings).connect() as conn:
+        pids = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'")).scalars()
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _process_one(settings, source: str, run_id: str) -> dict:
+    """One process task's work: ``process_source`` for ``source`` (in a pool worker or inline)."""
+    from ingest_worker import landing, pipeline, store
+
+    store.STAGE_SECONDS.clear()
+    if not getattr(landing.read_batches, "timed", False):
+        landing.read_batches = _timed_reader(landing.read_batches, store.STAGE_SECONDS)
+    cpu, t = time.process_time(), time.perf_counter()
+    totals = pipeline.process_source(settings, source, run_id)
+    return {"records": totals.records_in, "seconds": round(time.perf_counter() - t, 2),
+            "cpu_s": time.process_time() - cpu, "dead": totals.dead, "interactions": totals.interactions,
+            "chunks_changed": totals.chunks_changed, "stages": dict(store.STAGE_SECONDS)}
+
+
+def _pool_init(settings) -> None:
+    from common import db, settings as settings_mod
+
+    db.dispose_all()  # never share the parent's connections across fork
+    settings_mod.override(settings)
 
 
 def _copy_buffer(landing_dir: Path) -> tuple[io.StringIO, int]:
@@ -89,19 +134,26 @@ def _copy_rate(settings, landing_dir: Path) -> dict:
     return {"records": n, "seconds": elapsed, "prepare_s": prepare, "rate": n / elapsed}
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=68, help="generator scale (68 ≈ 99k records)")
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--keep", type=Path, help="reuse/keep generated data in this folder")
+    ap.add_argument("--workers", type=int, default=1, help="processes running process_source (one source each)")
+    ap.add_argument("--sources", default=",".join(SOURCES), help="comma list of sources to process")
+    ap.add_argument("--profile", type=Path, help="write a cProfile of the process phase here (workers=1)")
     args = ap.parse_args()
+    sources = [s for s in args.sources.split(",") if s]
 
     import logging
 
     logging.basicConfig(level=logging.WARNING)
     from common import db, embedded, runs, settings as settings_mod
     from common.cli import migrate
-    from ingest_worker import landing, pipeline, store
     from ingest_worker.generate import generate
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -126,22 +178,37 @@ def main() -> None:
         settings_mod.override(settings)
         migrate(settings)
         try:
-            stages = store.STAGE_SECONDS
-            stages.clear()
-            landing.read_batches = _timed_reader(landing.read_batches, stages)
-            run = runs.start_run(settings, list(SOURCES), trigger="bench")
-            per_source = {}
-            started = time.perf_counter()
-            for source in SOURCES:
-                t = time.perf_counter()
-                totals = pipeline.process_source(settings, source, run.run_id)
-                per_source[source] = {"records": totals.records_in, "seconds": round(time.perf_counter() - t, 2),
-                                      "dead": totals.dead, "interactions": totals.interactions,
-                                      "chunks_changed": totals.chunks_changed}
+            run = runs.start_run(settings, sources, trigger="bench")
+            backend_cpu = _backend_cpu_seconds(settings)
+            started, cpu = time.perf_counter(), time.process_time()
+            if args.workers > 1:
+                import multiprocessing
+
+                db.dispose_all()
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(args.workers, initializer=_pool_init, initargs=(settings,)) as pool:
+                    # the heaviest first, so the pool's two processes finish close together
+                    order = sorted(sources, key=lambda s: -sum(p.stat().st_size for p in (data_dir / s).glob("*.jsonl")))
+                    results = dict(zip(order, pool.starmap(_process_one, [(settings, s, run.run_id) for s in order])))
+                per_source = {s: results[s] for s in sources}
+            elif args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                per_source = {s: profiler.runcall(_process_one, settings, s, run.run_id) for s in sources}
+                profiler.dump_stats(str(args.profile))
+            else:
+                per_source = {s: _process_one(settings, s, run.run_id) for s in sources}
             elapsed = time.perf_counter() - started
+            python_cpu = time.process_time() - cpu if args.workers == 1 else sum(r["cpu_s"] for r in per_source.values())
+            backend_cpu = _backend_cpu_seconds(settings) - backend_cpu
             runs.finish_run(settings, run.run_id)
             records = sum(s["records"] for s in per_source.values())
             rate = records / elapsed
+            stages: dict[str, float] = {}
+            for result in per_source.values():
+                for k, v in result["stages"].items():
+                    stages[k] = stages.get(k, 0.0) + v
             copy = _copy_rate(settings, data_dir)
         finally:
             with db.transaction(settings) as conn:
@@ -155,7 +222,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"\ncpus: {cpus}   batch size: {args.batch_size}")
+    print(f"\ncpus: {cpus}   batch size: {args.batch_size}   processes: {args.workers}   load: {_load()}")
     print(f"{'source':<12}{'records':>10}{'seconds':>9}{'rec/s':>9}{'dead':>7}{'interactions':>14}{'chunks':>9}")
     for source, s in per_source.items():
         print(f"{source:<12}{s['records']:>10,}{s['seconds']:>9.1f}{s['records'] / s['seconds']:>9,.0f}"
@@ -164,19 +231,25 @@ def main() -> None:
     print(f"(b) raw COPY jsonb: {copy['records']:,} records in {copy['seconds']:.2f}s = {copy['rate']:,.0f} records/s "
           f"(+{copy['prepare_s']:.1f}s to read and serialise, not counted)")
     print(f"ratio COPY / process: {copy['rate'] / rate:.1f}x   (process = {100 * rate / copy['rate']:.1f}% of COPY)")
+    cpu_total = python_cpu + backend_cpu
+    print(f"CPU: python {python_cpu:.1f}s + postgres backends {backend_cpu:.1f}s = {cpu_total:.1f}s "
+          f"= {records / cpu_total:,.0f} records per CPU-second")
     named = ("parse", "process", "write", "rechunk", "commit")
     breakdown = {k: stages.get(k, 0.0) for k in named}
     breakdown.update({k: v for k, v in stages.items() if k not in named})
-    breakdown["other"] = max(0.0, elapsed - sum(breakdown.values()))
-    print("\nstage breakdown (s, share of the process phase):")
-    labels = {"parse": "parse (read + json.loads JSONL)", "process": "process (pure processors + identity lookups)",
-              "write": "write upserts (+ dead letters)", "rechunk": "rechunk (load, chunk, upsert chunks)",
-              "commit": "commit", "other": "other (counts, checkpoint, loop)"}
+    wall = elapsed * args.workers  # stages are summed over the pool's processes
+    breakdown["other"] = max(0.0, wall - sum(breakdown.values()))
+    print("\nstage breakdown (s, share of the process phase" + (", summed over processes" if args.workers > 1 else "") + "):")
+    labels = {"parse": "parse (read + orjson JSONL)", "process": "process (pure processors)",
+              "write": "write (set-based upserts + dead letters)",
+              "rechunk": "rechunk (inserted/changed only: chunk, upsert)", "commit": "commit",
+              "lookup": "identity cache (one load per task run)", "other": "other (counts, checkpoint, loop)"}
     for k, v in breakdown.items():
-        print(f"  {labels.get(k, k):<46}{v:>7.2f}  {100 * v / elapsed:5.1f}%")
+        print(f"  {labels.get(k, k):<50}{v:>7.2f}  {100 * v / wall:5.1f}%")
     summary = {"records": records, "seconds": round(elapsed, 2), "records_per_s": round(rate),
                "copy_records_per_s": round(copy["rate"]), "copy_over_process": round(copy["rate"] / rate, 1),
-               "batch_size": args.batch_size, "cpus": cpus, "scale": args.scale,
+               "batch_size": args.batch_size, "cpus": cpus, "scale": args.scale, "processes": args.workers,
+               "python_cpu_s": round(python_cpu, 1), "postgres_cpu_s": round(backend_cpu, 1), "load": _load(),
                "stages_s": {k: round(v, 2) for k, v in breakdown.items()}}
     print(json.dumps(summary))
 

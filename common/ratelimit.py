@@ -42,12 +42,18 @@ class Limit:
     def capacity(self) -> int:
         return int(self.burst if self.burst is not None else max(1, self.rate))
 
+    @property
+    def most_per_window(self) -> int:
+        """The most grants any window of ``per_seconds`` can see: a full bucket, then the refill."""
+        return self.capacity + int(self.rate) - 1
+
 
 LIMITS: dict[str, Limit] = {l.name: l for l in (
     # Gong API: 3 requests/s per company (429 with Retry-After); paced so no second sees more.
     Limit("gong", 3, 1, burst=1),
     # Gong API daily quota: 10,000 requests per day; take together with "gong" (acquire_all).
-    Limit("gong_daily", 10_000, 86_400, burst=1_000),
+    # A burst of 1,000 plus 9,001 refilled over the day keeps any 24 h window at 10,000.
+    Limit("gong_daily", 9_001, 86_400, burst=1_000),
     # Slack Web API Tier 3 (conversations.history / replies): 50+ per minute, short bursts allowed.
     Limit("slack_tier3", 50, 60, burst=5),
     # HubSpot private apps: 100 requests per 10 s (the lowest tier of 100–200).

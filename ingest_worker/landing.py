@@ -8,6 +8,7 @@ upserts make that harmless. The ``airbyte`` (destination tables) reader arrives 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -75,9 +76,15 @@ def read_batches(path: Path, stream: str, start_offset: int, batch_size: int) ->
         yield Batch(stream, records, max(line_no, start_offset), malformed)
 
 
+# orjson reads integers beyond 64 bits as floats; a line that may hold one keeps the exact parser.
+_MAYBE_BIG_INT = re.compile(r"-\d{19}|\d{20}")
+
+
 def loads(text: str) -> Any:
-    """orjson (several times faster); what it refuses but JSON allows (NaN, integers past 64
-    bits) goes through the standard parser, so both accept and reject the same lines."""
+    """orjson (several times faster) where it gives the standard parser's result; NaN and
+    integers past 64 bits go through the standard parser, so both read every line alike."""
+    if _MAYBE_BIG_INT.search(text):
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

@@ -174,3 +174,18 @@ def test_idle_keys_expire(client, prefix):  # noqa: ANN001
     assert 0 < client.pttl(f"{prefix}circuit:x:failures") <= 400
     time.sleep(0.45)
     assert client.keys(f"{prefix}*") == []
+
+
+def test_gong_daily_quota_holds_in_any_day(client, prefix):  # noqa: ANN001
+    """Gong allows 10,000 calls a day: a full bucket plus a day of refill must not exceed it."""
+    limiter = RateLimiter(client, prefix)
+    daily = ratelimit.LIMITS["gong_daily"]
+    granted = 0
+    while limiter.try_acquire(daily) == 0:
+        granted += 1
+    assert granted >= daily.capacity  # (plus what refilled while the loop ran: one per ~9.6 s)
+    wait = limiter.try_acquire(daily)  # then one grant per interval
+    assert 0 < wait <= daily.interval_us / 1e6
+    refill_in_a_day = daily.per_seconds * 1e6 // daily.interval_us
+    assert daily.capacity + refill_in_a_day - 1 <= daily.most_per_window <= 10_000
+    assert daily.rate >= 9_000, "the quota is still used, not just avoided"

@@ -1,0 +1,98 @@
+"""The set-based writer against real Postgres: unchanged interactions are not re-chunked, changed ones
+are, a batch repeating a key keeps its last version, and chunks cut from a batch equal chunks cut
+from the stored rows."""
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from common import db
+from ingest_worker import rechunk, store
+from ingest_worker.model import CALL, PERSON, Identity, IdentityKey, Interaction, Outcome, Participant, Turn
+
+UTC = dt.timezone.utc
+
+
+def _call(call_id: str, title: str, turns: list[tuple[str, str, int]], partial: bool = False) -> Interaction:
+    return Interaction(
+        key=IdentityKey("gong", "extensiveCalls", call_id), kind=CALL,
+        occurred_at=None if partial else dt.datetime(2026, 10, 1, 10, tzinfo=UTC),
+        title=None if partial else title, partial=partial,
+        participants=[] if partial else [Participant(role="rep", identity=IdentityKey("gong", "parties", "p1"),
+                                                     name="Ada Park", speaker_id="s1")],
+        turns=[Turn(turn_key=f"{spk}:{start}", text=text, start_ms=start, speaker_id=spk) for spk, text, start in turns])
+
+
+def _write(settings, *interactions: Interaction, identities=()) -> store.WriteStats:
+    with db.transaction(settings) as conn:
+        return store.write_outcome(conn, Outcome(interactions=list(interactions), identities=list(identities),
+                                                 processed=len(interactions)), None, "gong", {})
+
+
+def _chunks(settings, call_id: str) -> dict:
+    with db.transaction(settings) as conn:
+        rows = conn.execute(sa.text(
+            "SELECT c.id, c.ordinal, c.content_hash, c.text, c.xmin::text AS version FROM chunks c "
+            "JOIN interactions i ON i.id = c.interaction_id WHERE i.source_id = :id ORDER BY c.ordinal"),
+            {"id": call_id}).all()
+    return {r.ordinal: r for r in rows}
+
+
+def test_unchanged_interactions_are_not_rechunked_and_changed_ones_are(domain):
+    first = _write(domain, _call("c1", "Kickoff", [("s1", "Hello there.", 0)]),
+                   _call("c2", "Renewal", [("s1", "Pricing is fine.", 0)]))
+    assert first.rechunked == 2 and first.chunks_changed == 2
+    c1, c2 = _chunks(domain, "c1"), _chunks(domain, "c2")
+
+    again = _write(domain, _call("c1", "Kickoff", [("s1", "Hello there.", 0)]),
+                   _call("c2", "Renewal", [("s1", "Pricing is fine.", 0)]))
+    assert again.rechunked == 0 and again.chunks_changed == 0
+    assert _chunks(domain, "c1") == c1 and _chunks(domain, "c2") == c2, "rows not even rewritten (same xmin)"
+
+    edited = _write(domain, _call("c1", "Kickoff", [("s1", "Hello there.", 0)]),
+                    _call("c2", "Renewal", [("s1", "Pricing is too high.", 0)]))
+    assert edited.rechunked == 1 and edited.chunks_changed == 1
+    assert _chunks(domain, "c1") == c1
+    after = _chunks(domain, "c2")
+    assert after[0].id == c2[0].id and after[0].content_hash != c2[0].content_hash
+    assert "Pricing is too high." in after[0].text and "Ada Park" in after[0].text
+
+
+def test_partial_turns_rechunk_the_stored_call(domain):
+    _write(domain, _call("c3", "Discovery", []))
+    before = _chunks(domain, "c3")
+    stats = _write(domain, _call("c3", "", [("s1", "We need SSO.", 5000)], partial=True))
+    assert stats.rechunked == 1
+    after = _chunks(domain, "c3")
+    assert after[0].id == before[0].id
+    assert after[0].text.startswith("Discovery") and "[00:05] Ada Park: We need SSO." in after[0].text
+
+
+def test_a_batch_repeating_a_key_keeps_the_last_version(domain):
+    person = IdentityKey("gong", "users", "u9")
+    stats = _write(domain,
+                   _call("c4", "Old title", [("s1", "First take.", 0), ("s1", "Second take.", 0)]),
+                   _call("c4", "New title", [("s1", "Third take.", 0)]),
+                   identities=[Identity(key=person, entity_type=PERSON, name="Old Name"),
+                               Identity(key=person, entity_type=PERSON, name="New Name")])
+    assert stats.interactions == 1 and stats.identities == 1
+    with db.transaction(domain) as conn:
+        title = conn.execute(sa.text("SELECT title FROM interactions WHERE source_id = 'c4'")).scalar()
+        turns = conn.execute(sa.text("SELECT t.text FROM interaction_turns t JOIN interactions i "
+                                     "ON i.id = t.interaction_id WHERE i.source_id = 'c4'")).scalars().all()
+        name = conn.execute(sa.text("SELECT name FROM source_identities WHERE source_id = 'u9'")).scalar()
+    assert (title, turns, name) == ("New title", ["Third take."], "New Name")
+
+
+def test_chunks_cut_from_the_batch_equal_chunks_cut_from_the_stored_rows(domain):
+    turns = [("s2", "Tie at the same start.", 1000), ("s1", "Another one at it.", 1000),
+             ("s1", "Card 4111 1111 1111 1111 on file. " + "word " * 300, 2000)]
+    stats = _write(domain, _call("c5", "Tie-break", turns))
+    assert stats.rechunked == 1
+    with db.transaction(domain) as conn:
+        iid = conn.execute(sa.text("SELECT id FROM interactions WHERE source_id = 'c5'")).scalar()
+        heads, stored_turns = rechunk.from_db(conn, [iid])
+        assert rechunk.write(conn, heads, stored_turns, stored=True) == 0, "re-reading changes no chunk"
+    texts = [r.text for r in _chunks(domain, "c5").values()]
+    assert len(texts) > 1 and "4111 1111" not in " ".join(texts) and "[CARD]" in texts[0]

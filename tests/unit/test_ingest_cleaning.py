@@ -1,0 +1,75 @@
+"""What the writer stores: the fast paths (PII pre-check, one-walk JSON cleaning, orjson parsing)
+give exactly what the slow general paths give."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+import pytest
+
+from common import pii
+from ingest_worker import landing, upserts
+from ingest_worker.sources.text import json_copy, leftover
+
+SAMPLES = [
+    "", "no digits at all", "call 555-123-4567", "card 4111 1111 1111 1111 ok", "4111-1111-1111-1111",
+    "amex 3782 822463 10005", "bare 4111111111111111.", "ssn 123-45-6789!", "ssn-like 000-12-3456",
+    "dates 2024-01-15 2024-01-16", "ts 1700000000.000100", "order 12345678", "iban DE89 3704 0044 0532 0130 00",
+    "4111 1111 1111 1111 12 pcs", "a\x00b 4111111111111111",
+]
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_sensitive_precheck_changes_nothing(text):
+    assert pii.mask_sensitive(text) == pii.mask(text, pii.SENSITIVE)
+
+
+def test_sensitive_precheck_on_random_digit_strings():
+    rng = random.Random(7)
+    alphabet = "0123456789 -./ab"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        assert pii.mask_sensitive(text) == pii.mask(text, pii.SENSITIVE), text
+
+
+def _slow_clean(value):
+    return pii.mask_obj(json.loads(json.dumps(value, default=str).replace("\\u0000", "")))
+
+
+@pytest.mark.parametrize("value", [
+    {"a": "x\x00y", "card": "4111 1111 1111 1111", "n": [1, 2.5, True, None, {"ssn": "123-45-6789"}]},
+    {"k\x00ey": ("t", "u"), "empty": {}, "nested": [[["4111111111111111"]]]},
+    {"when": dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc), 5: "int key"},
+])
+def test_clean_json_equals_the_json_round_trip(value):
+    assert upserts.clean_json(value) == _slow_clean(value)
+
+
+def test_clean_text_drops_nul_and_masks():
+    assert upserts.clean_text("a\x00b 123-45-6789") == "ab [SSN]"
+    assert upserts.clean_text(None) is None
+
+
+def test_json_copy_is_deep_and_equal():
+    record = {"a": [{"b": {"c": [1, "x", None]}}], "d": 1.5, "e": None, "f": True}
+    copied = json_copy(record)
+    assert copied == record
+    copied["a"][0]["b"]["c"].append(2)
+    assert record["a"][0]["b"]["c"] == [1, "x", None]
+    assert leftover(record, {"d"}) == {"a": [{"b": {"c": [1, "x", None]}}], "f": True}
+
+
+@pytest.mark.parametrize("text", ['{"a": NaN}', '{"big": 123456789012345678901234567890}', '{"a": [1, "é"]}',
+                                  '{"neg": -9223372036854775809}', '{"u64": 18446744073709551615}'])
+def test_landing_parser_accepts_what_json_accepts(text):
+    assert repr(landing.loads(text)) == repr(json.loads(text))
+
+
+def test_landing_parser_rejects_what_json_rejects():
+    with pytest.raises(json.JSONDecodeError):
+        landing.loads("{not json")
+
+
+def test_payload_falls_back_for_integers_past_64_bits():
+    assert json.loads(upserts.payload([{"n": 2**70}])) == [{"n": 2**70}]
