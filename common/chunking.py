@@ -44,6 +44,11 @@ def estimate_tokens(text: str | None) -> int:
     return math.ceil(len(_TOKEN_RE.findall(text)) * TOKEN_FACTOR)
 
 
+def _pieces(text: str) -> int:
+    """Raw ``\\w+|[^\\w\\s]`` pieces: joining texts with whitespace adds theirs up exactly."""
+    return len(_TOKEN_RE.findall(text))
+
+
 @dataclass(frozen=True)
 class ChunkDraft:
     ordinal: int
@@ -71,6 +76,13 @@ class _Unit:
     end_ms: int | None = None
     speaker: str | None = None
     overlappable: bool = True
+    pieces: int = 0  # raw token pieces, so a window's estimate needs no second pass over its text
+
+
+def _unit(text: str, joiner: str, start_ms: int | None = None, end_ms: int | None = None,
+          speaker: str | None = None, overlappable: bool = True) -> _Unit:
+    pieces = _pieces(text)
+    return _Unit(text, math.ceil(pieces * TOKEN_FACTOR), joiner, start_ms, end_ms, speaker, overlappable, pieces)
 
 
 def _split_words(text: str, budget: int) -> list[str]:
@@ -148,15 +160,15 @@ def _turn_units(kind: str, turns: list[dict], max_tokens: int) -> list[_Unit]:
         if speaker:
             prefix += f"{speaker}: "
         rendered = prefix + text
-        tokens = estimate_tokens(rendered)
-        if tokens <= max_tokens:
-            units.append(_Unit(rendered, tokens, "\n", start, end, speaker))
+        unit = _unit(rendered, "\n", start, end, speaker)
+        if unit.tokens <= max_tokens:
+            units.append(unit)
             continue
         # Every piece repeats the prefix so a chunk that starts mid-turn still says who spoke when.
         budget = max(1, max_tokens - estimate_tokens(prefix))
         for piece in _split_long(text, budget, pack=True):
             rendered = prefix + piece
-            units.append(_Unit(rendered, estimate_tokens(rendered), "\n", start, end, speaker))
+            units.append(_unit(rendered, "\n", start, end, speaker))
     return units
 
 
@@ -166,12 +178,12 @@ def _body_units(body: str, max_tokens: int) -> list[_Unit]:
         paragraph = paragraph.strip()
         if not paragraph:
             continue
-        tokens = estimate_tokens(paragraph)
-        if tokens <= max_tokens:
-            units.append(_Unit(paragraph, tokens, "\n\n"))
+        unit = _unit(paragraph, "\n\n")
+        if unit.tokens <= max_tokens:
+            units.append(unit)
             continue
         for i, piece in enumerate(_split_long(paragraph, max_tokens)):
-            units.append(_Unit(piece, estimate_tokens(piece), "\n\n" if i == 0 else " "))
+            units.append(_unit(piece, "\n\n" if i == 0 else " "))
     return units
 
 
@@ -238,7 +250,7 @@ def chunk_interaction(
         fits = estimate_tokens(title) <= max_tokens
         pieces = [title] if fits else _split_words(title, max_tokens)
         for piece in pieces:
-            units.append(_Unit(piece, estimate_tokens(piece), "\n\n", overlappable=False))
+            units.append(_unit(piece, "\n\n", overlappable=False))
     content = _turn_units(kind, turns, max_tokens) if turns else []
     if not content and body and body.strip():
         content = _body_units(body, max_tokens)
@@ -261,7 +273,8 @@ def chunk_interaction(
             ChunkDraft(
                 ordinal=ordinal,
                 text=text,
-                token_count=estimate_tokens(text),
+                # units are joined by whitespace only, so their pieces add up to the text's
+                token_count=math.ceil(sum(u.pieces for u in window) * TOKEN_FACTOR),
                 start_ms=min(starts) if starts else None,
                 end_ms=max(ends) if ends else None,
                 speakers=speakers,

@@ -208,7 +208,7 @@ _SENSITIVE_HINT = re.compile(r"\d{4}[ -]?\d{4}|\d{3}-\d{2}-\d{4}")
 
 def mask_sensitive(text: str) -> str:
     """Mask only what may never be stored in clear (cards, SSNs)."""
-    if not text or not _SENSITIVE_HINT.search(text):
+    if len(text) < 8 or not _SENSITIVE_HINT.search(text):  # both need 8 characters at least
         return text
     return mask(text, SENSITIVE)
 

@@ -73,3 +73,17 @@ def test_landing_parser_rejects_what_json_rejects():
 
 def test_payload_falls_back_for_integers_past_64_bits():
     assert json.loads(upserts.payload([{"n": 2**70}])) == [{"n": 2**70}]
+
+
+def test_chunk_token_counts_equal_the_estimate_of_their_text():
+    from common import chunking
+
+    rng = random.Random(11)
+    words = ["alpha", "beta,", "gamma.", "Delta!", "e-mail", "x" * 300, "4,000/month?", "naïve", "—", "\n\n"]
+    for n in range(60):
+        turns = [{"text": " ".join(rng.choice(words) for _ in range(rng.randint(1, 120))),
+                  "start_ms": i * 1000, "end_ms": i * 1000 + 500, "speaker_name": rng.choice(["Ada", None])}
+                 for i in range(rng.randint(0, 12))]
+        body = "\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(1, 300))) for _ in range(3))
+        for draft in chunking.chunk_interaction(f"k:{n}", rng.choice(["call", "note"]), "A title", body, turns):
+            assert draft.token_count == chunking.estimate_tokens(draft.text)
