@@ -54,8 +54,8 @@ def clean_text(text: Optional[str]) -> Optional[str]:
 
 
 def _clean_json(value: Any) -> Any:
-    if isinstance(value, str):
-        return clean_text(value)
+    if type(value) is str:
+        return _mask(value.replace("\x00", "") if "\x00" in value else value)
     if value is None or type(value) in _SCALARS:
         return value
     if isinstance(value, dict):
@@ -63,11 +63,21 @@ def _clean_json(value: Any) -> Any:
         for k, v in value.items():
             if type(k) is not str:
                 raise _NotPlainJson
-            out[k.replace("\x00", "") if "\x00" in k else k] = _clean_json(v)
+            if "\x00" in k:
+                k = k.replace("\x00", "")
+            if type(v) is str:  # most values: inline, one call less each
+                out[k] = _mask(v.replace("\x00", "") if "\x00" in v else v)
+            elif v is None or type(v) in _SCALARS:
+                out[k] = v
+            else:
+                out[k] = _clean_json(v)
         return out
     if isinstance(value, (list, tuple)):
         return [_clean_json(v) for v in value]
     raise _NotPlainJson
+
+
+_mask = pii.mask_sensitive
 
 
 def clean_json(value: Any) -> Any:

@@ -154,8 +154,8 @@ def _transcripts(rec: dict, ctx: Any, out: Outcome) -> None:
         text = " ".join(t for t in texts if t)
         if not text:
             continue
-        starts = [_ms(s.get("start")) for s in sentences if _ms(s.get("start")) is not None]
-        ends = [_ms(s.get("end")) for s in sentences if _ms(s.get("end")) is not None]
+        starts = [ms for ms in (_ms(s.get("start")) for s in sentences) if ms is not None]
+        ends = [ms for ms in (_ms(s.get("end")) for s in sentences) if ms is not None]
         start = starts[0] if starts else 0
         speaker_id = safe_str(segment.get("speakerId"))
         turn_key = f"{speaker_id}:{start}"

@@ -31,6 +31,8 @@ class BadRecord(ValueError):
 def safe_str(value: Any) -> Optional[str]:
     """A trimmed string, or None for None/empty/containers; integral floats lose their '.0'
     because ids arrive as JSON numbers in some streams and as strings in others."""
+    if type(value) is str:  # the common case, first
+        return value.strip() or None
     if value is None or isinstance(value, (dict, list, tuple, set, bool)):
         return None
     if isinstance(value, float) and value.is_integer():
