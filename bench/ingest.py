@@ -9,7 +9,7 @@ PAYREADY_DATABASE_URL), migrates a fresh domain, then in one run measures:
 (b) COPY of every landed record's ``data`` as one jsonb column into a temp table, in records/s;
 
 and prints both, their ratio, a per-stage time breakdown, the CPU seconds spent by this process
-and by the Postgres backends, and a one-line JSON summary last.
+and by the Postgres server, and a one-line JSON summary last.
 
 ``--workers 2`` runs the sources in a pool of 2 processes, each calling the same
 ``process_source`` (what two ingest worker processes do with the run's four process tasks);
@@ -53,20 +53,31 @@ def _timed_reader(read_batches, sink: dict):
     return wrapper
 
 
-def _backend_cpu_seconds(settings) -> float:
-    """CPU (user + system) of every client backend of the bench's own Postgres, from /proc."""
+def _proc_ticks(pid: int, children: bool = False) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    # utime, stime (fields 14, 15 of stat); cutime, cstime (16, 17): children that exited
+    return sum(int(f) for f in fields[11:15 if children else 13])
+
+
+def _postgres_cpu_seconds(settings) -> float:
+    """CPU (user + system) of the bench's own Postgres server so far, from /proc: the live
+    processes, plus backends that exited (the postmaster's reaped children)."""
     from common import db
     import sqlalchemy as sa
 
     with db.engine_for(settings).connect() as conn:
-        pids = conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'")).scalars()
-        total = 0
-        for pid in pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        pids = list(conn.execute(sa.text("SELECT pid FROM pg_stat_activity")).scalars())
+    postmaster = 0
+    for pid in pids:
+        try:
+            postmaster = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            break
+        except OSError:
+            continue
+    total = sum(_proc_ticks(pid) for pid in pids) + (_proc_ticks(postmaster, children=True) if postmaster else 0)
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -179,7 +190,7 @@ def main() -> None:
         migrate(settings)
         try:
             run = runs.start_run(settings, sources, trigger="bench")
-            backend_cpu = _backend_cpu_seconds(settings)
+            backend_cpu = _postgres_cpu_seconds(settings)
             started, cpu = time.perf_counter(), time.process_time()
             if args.workers > 1:
                 import multiprocessing
@@ -201,7 +212,7 @@ def main() -> None:
                 per_source = {s: _process_one(settings, s, run.run_id) for s in sources}
             elapsed = time.perf_counter() - started
             python_cpu = time.process_time() - cpu if args.workers == 1 else sum(r["cpu_s"] for r in per_source.values())
-            backend_cpu = _backend_cpu_seconds(settings) - backend_cpu
+            backend_cpu = _postgres_cpu_seconds(settings) - backend_cpu
             runs.finish_run(settings, run.run_id)
             records = sum(s["records"] for s in per_source.values())
             rate = records / elapsed
@@ -232,7 +243,7 @@ def main() -> None:
           f"(+{copy['prepare_s']:.1f}s to read and serialise, not counted)")
     print(f"ratio COPY / process: {copy['rate'] / rate:.1f}x   (process = {100 * rate / copy['rate']:.1f}% of COPY)")
     cpu_total = python_cpu + backend_cpu
-    print(f"CPU: python {python_cpu:.1f}s + postgres backends {backend_cpu:.1f}s = {cpu_total:.1f}s "
+    print(f"CPU: python {python_cpu:.1f}s + postgres server {backend_cpu:.1f}s = {cpu_total:.1f}s "
           f"= {records / cpu_total:,.0f} records per CPU-second")
     named = ("parse", "process", "write", "rechunk", "commit")
     breakdown = {k: stages.get(k, 0.0) for k in named}
