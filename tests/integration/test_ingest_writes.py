@@ -96,3 +96,41 @@ def test_chunks_cut_from_the_batch_equal_chunks_cut_from_the_stored_rows(domain)
         assert rechunk.write(conn, heads, stored_turns, stored=True) == 0, "re-reading changes no chunk"
     texts = [r.text for r in _chunks(domain, "c5").values()]
     assert len(texts) > 1 and "4111 1111" not in " ".join(texts) and "[CARD]" in texts[0]
+
+
+def _line(stream: str, data: dict) -> str:
+    import json
+
+    return json.dumps({"type": "RECORD", "record": {"stream": stream, "data": data, "emitted_at": 1}})
+
+
+def test_identities_from_earlier_batches_and_earlier_runs_name_the_speakers(domain, tmp_path):
+    """The run's identity cache: users written by an earlier batch of the same run, and by an
+    earlier run, both name message authors and mentions."""
+    from common import runs, settings as settings_mod
+    from ingest_worker import pipeline
+
+    folder = tmp_path / "landing" / "slack"
+    folder.mkdir(parents=True)
+    (folder / "users.jsonl").write_text(_line("users", {"id": "U1", "real_name": "Ada Park"}) + "\n")
+    (folder / "channel_messages.jsonl").write_text(_line("channel_messages", {
+        "channel_id": "C1", "ts": "1790000000.000100", "user": "U1", "text": "hello"}) + "\n")
+    settings = settings_mod._replace(domain, landing_dir=tmp_path / "landing", batch_size=1)
+
+    def sync() -> None:
+        run = runs.start_run(settings, ["slack"], trigger="test")
+        pipeline.process_source(settings, "slack", run.run_id)
+        runs.finish_run(settings, run.run_id)
+
+    sync()  # users then messages, one record per batch
+    with (folder / "users.jsonl").open("a") as fh:
+        fh.write(_line("users", {"id": "U2", "real_name": "Bo Chen"}) + "\n")
+    with (folder / "channel_messages.jsonl").open("a") as fh:
+        fh.write(_line("channel_messages", {"channel_id": "C1", "ts": "1790000001.000100", "user": "U1",
+                                            "text": "ping <@U2>", "thread_ts": "1790000000.000100"}) + "\n")
+    sync()  # U1 comes from the earlier run, U2 from this run's users batch
+    with db.transaction(settings) as conn:
+        turns = conn.execute(sa.text(
+            "SELECT t.speaker_name, t.text FROM interaction_turns t JOIN interactions i ON i.id = t.interaction_id "
+            "WHERE i.source = 'slack' ORDER BY t.start_ms")).all()
+    assert [tuple(t) for t in turns] == [("Ada Park", "hello"), ("Ada Park", "ping @Bo Chen")]
