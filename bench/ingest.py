@@ -36,18 +36,19 @@ SOURCES = ("gong", "slack", "hubspot", "salesforce")
 RECORDS_PER_UNIT = 1461  # generate(scale=1) writes ~1,461 records
 
 
-def _timed_reader(read_batches, sink: dict):
+def _timed_reader(read_batches, sink: dict, cpu_sink: dict):
     """Wrap landing.read_batches so time spent reading and parsing JSONL is counted as 'parse'."""
     def wrapper(*args, **kwargs):
         it = read_batches(*args, **kwargs)
         while True:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             try:
                 batch = next(it)
             except StopIteration:
-                sink["parse"] += time.perf_counter() - started
                 return
-            sink["parse"] += time.perf_counter() - started
+            finally:
+                sink["parse"] += time.perf_counter() - started
+                cpu_sink["parse"] += time.process_time() - cpu
             yield batch
     wrapper.timed = True
     return wrapper
@@ -86,13 +87,15 @@ def _process_one(settings, source: str, run_id: str) -> dict:
     from ingest_worker import landing, pipeline, store
 
     store.STAGE_SECONDS.clear()
+    store.STAGE_CPU_SECONDS.clear()
     if not getattr(landing.read_batches, "timed", False):
-        landing.read_batches = _timed_reader(landing.read_batches, store.STAGE_SECONDS)
+        landing.read_batches = _timed_reader(landing.read_batches, store.STAGE_SECONDS, store.STAGE_CPU_SECONDS)
     cpu, t = time.process_time(), time.perf_counter()
     totals = pipeline.process_source(settings, source, run_id)
     return {"records": totals.records_in, "seconds": round(time.perf_counter() - t, 2),
             "cpu_s": time.process_time() - cpu, "dead": totals.dead, "interactions": totals.interactions,
-            "chunks_changed": totals.chunks_changed, "stages": dict(store.STAGE_SECONDS)}
+            "chunks_changed": totals.chunks_changed, "stages": dict(store.STAGE_SECONDS),
+            "stages_cpu": dict(store.STAGE_CPU_SECONDS)}
 
 
 def _pool_init(settings) -> None:
@@ -217,9 +220,12 @@ def main() -> None:
             records = sum(s["records"] for s in per_source.values())
             rate = records / elapsed
             stages: dict[str, float] = {}
+            stages_cpu: dict[str, float] = {}
             for result in per_source.values():
                 for k, v in result["stages"].items():
                     stages[k] = stages.get(k, 0.0) + v
+                for k, v in result["stages_cpu"].items():
+                    stages_cpu[k] = stages_cpu.get(k, 0.0) + v
             copy = _copy_rate(settings, data_dir)
         finally:
             with db.transaction(settings) as conn:
@@ -255,13 +261,16 @@ def main() -> None:
               "write": "write (set-based upserts + dead letters)",
               "rechunk": "rechunk (inserted/changed only: chunk, upsert)", "commit": "commit",
               "lookup": "identity cache (one load per task run)", "other": "other (counts, checkpoint, loop)"}
+    print(f"  {'':<50}{'wall s':>7}  {'share':>5}  {'python CPU s':>12}")
     for k, v in breakdown.items():
-        print(f"  {labels.get(k, k):<50}{v:>7.2f}  {100 * v / wall:5.1f}%")
+        cpu_s = f"{stages_cpu[k]:>12.2f}" if k in stages_cpu else ""
+        print(f"  {labels.get(k, k):<50}{v:>7.2f}  {100 * v / wall:5.1f}%  {cpu_s}")
     summary = {"records": records, "seconds": round(elapsed, 2), "records_per_s": round(rate),
                "copy_records_per_s": round(copy["rate"]), "copy_over_process": round(copy["rate"] / rate, 1),
                "batch_size": args.batch_size, "cpus": cpus, "scale": args.scale, "processes": args.workers,
                "python_cpu_s": round(python_cpu, 1), "postgres_cpu_s": round(backend_cpu, 1), "load": _load(),
-               "stages_s": {k: round(v, 2) for k, v in breakdown.items()}}
+               "stages_s": {k: round(v, 2) for k, v in breakdown.items()},
+               "stages_python_cpu_s": {k: round(v, 2) for k, v in stages_cpu.items()}}
     print(json.dumps(summary))
 
 
