@@ -61,7 +61,8 @@ def test_json_copy_is_deep_and_equal():
 
 
 @pytest.mark.parametrize("text", ['{"a": NaN}', '{"big": 123456789012345678901234567890}', '{"a": [1, "é"]}',
-                                  '{"neg": -9223372036854775809}', '{"u64": 18446744073709551615}'])
+                                  '{"neg": -9223372036854775809}', '{"u64": 18446744073709551615}',
+                                  '[1, 123456789012345678901]', '{"a":[{"b":\t-12345678901234567890}]}'])
 def test_landing_parser_accepts_what_json_accepts(text):
     assert repr(landing.loads(text)) == repr(json.loads(text))
 
