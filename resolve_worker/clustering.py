@@ -45,12 +45,16 @@ class Clusters:
             return "conflict"
         return None
 
-    def union(self, a: int, b: int, force: bool = False) -> bool:
+    def union(self, a: int, b: int, force: bool = False, manual: bool = False) -> bool:
+        """Join two clusters unless vetoed. ``force`` skips the evidence veto (members that already
+        share an entity); ``manual`` skips every check (a person decided)."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
-        if not force and self.blocked(ra, rb):
-            return False
+        if not manual:
+            reason = self.blocked(ra, rb)
+            if reason and not (force and reason == "conflict"):
+                return False
         if ra > rb:
             ra, rb = rb, ra
         self.parent[rb] = ra

@@ -265,7 +265,7 @@ def _apply_constraints(clusters: clustering.Clusters, rows: list[IdentityRow], i
     for keys, entity_id in constraints.must:
         members = [index[k] for k in keys if k in index and not rows[index[k]].pinned]
         for m in members[1:]:
-            clusters.union(members[0], m, force=True)
+            clusters.union(members[0], m, manual=True)
         if members:
             clusters.set_anchor(members[0], entity_id)
     for tag, (group_a, group_b) in enumerate(constraints.cannot, start=1):
