@@ -206,7 +206,8 @@ def _party_truth(pt: dict, reps: list, cust: list) -> str:
         if pt["userId"] == r["gong"]:
             return r["truth"]
     for p in cust:
-        if pt["phoneNumber"] == p["phone"] or pt["emailAddress"] in (p["work"], p.get("work2")):
+        # a party without an email is matched by phone only (None must not match a missing work2)
+        if pt["phoneNumber"] == p["phone"] or (pt["emailAddress"] and pt["emailAddress"] in (p["work"], p.get("work2"))):
             return p["truth"]
     raise AssertionError("party without a person")
 
