@@ -35,11 +35,12 @@ def load() -> str:
 
 
 def ours(rows, truth) -> dict:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     mappings = matching.resolve(rows)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     predicted = {m.key: m.entity_id for m in mappings}
-    return {"seconds": round(seconds, 2), "identities_per_s": round(len(rows) / seconds),
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+            "identities_per_s": round(len(rows) / seconds), "identities_per_cpu_s": round(len(rows) / cpu),
             **evaluation.evaluate(rows, predicted, truth), "load": load()}
 
 
@@ -81,7 +82,7 @@ def splink_peer(rows, truth) -> dict:
         "company": (companies, [cl.JaroWinklerAtThresholds("name"), cl.ExactMatch("domain")],
                     [block_on("domain"), block_on("name")], [block_on("domain"), block_on("name")]),
     }
-    predicted, train_s, run_s = {}, 0.0, 0.0
+    predicted, train_s, run_s, run_cpu = {}, 0.0, 0.0, 0.0
     for entity_type, (frame, comparisons, predict_rules, em_rules) in specs.items():
         db_api = DuckDBAPI()
         settings = SettingsCreator(link_type="dedupe_only", comparisons=comparisons,
@@ -92,15 +93,16 @@ def splink_peer(rows, truth) -> dict:
         for rule in em_rules:
             linker.training.estimate_parameters_using_expectation_maximisation(rule)
         train_s += time.perf_counter() - started
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         pairs = linker.inference.predict(threshold_match_probability=THRESHOLD)
         clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, THRESHOLD)
         result = clusters.as_pandas_dataframe()
         run_s += time.perf_counter() - started
+        run_cpu += time.process_time() - cpu
         for uid, cid in zip(result["unique_id"], result["cluster_id"]):
             predicted[rows[int(uid)].key] = f"{entity_type}:{cid}"
-    return {"seconds": round(run_s, 2), "training_seconds": round(train_s, 2),
-            "identities_per_s": round(len(rows) / run_s), **evaluation.evaluate(rows, predicted, truth),
+    return {"seconds": round(run_s, 2), "cpu_seconds": round(run_cpu, 2), "training_seconds": round(train_s, 2),
+            "identities_per_s": round(len(rows) / run_s), "identities_per_cpu_s": round(len(rows) / run_cpu), **evaluation.evaluate(rows, predicted, truth),
             "load": load()}
 
 
@@ -123,6 +125,13 @@ def store(result: dict) -> None:
     accuracy.record(settings_mod.get(), result)
 
 
+def _brief(figures: dict) -> dict:
+    if "person" not in figures:
+        return figures
+    return {f"{t}_{m}": figures[t][m] for t in ("person", "company") for m in ("precision", "recall", "f1")} | \
+        {k: figures[k] for k in ("seconds", "cpu_seconds", "load")}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", type=int, action="append", help="generator scale (repeatable); 20 ~ 10k identities")
@@ -133,10 +142,8 @@ def main() -> int:
     results = [run_scale(s, args.seed, not args.no_splink) for s in (args.scale or [20])]
     if args.store:
         store(results[-1])
-    summary = [{"identities": r["identities"],
-                "ours": {t: r["ours"][t]["f1"] for t in ("person", "company")} | {"s": r["ours"]["seconds"]},
-                "splink": ({t: r["splink"][t]["f1"] for t in ("person", "company")} | {"s": r["splink"]["seconds"]}
-                           if "f1" in str(r.get("splink")) else r.get("splink"))} for r in results]
+    summary = [{"identities": r["identities"]} | {who: _brief(r[who]) for who in ("ours", "splink") if who in r}
+               for r in results]
     print(json.dumps({"bench": "resolve", "results": results, "summary": summary}))
     return 0
 

@@ -67,6 +67,7 @@ INDUSTRIES = ["Manufacturing", "Healthcare", "Real Estate", "Retail", "Transport
               "Technology", "Financial Services", "Hospitality", "Construction", "Education",
               "Energy", "Media"]
 TLDS = [".com", ".com", ".com", ".io", ".co", ".net"]
+SHARED_INBOXES = ["ap", "billing", "accounts", "finance", "info"]
 PERSONAL_DOMAINS = ["gmail.com", "gmail.com", "yahoo.com", "outlook.com", "icloud.com"]
 COMPETITORS = ["Bill.com", "Tipalti", "AvidXchange", "Stripe", "Melio", "Coupa"]
 ERPS = ["NetSuite", "QuickBooks Online", "Sage Intacct", "Yardi", "SAP Business One",

@@ -17,6 +17,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
 MAX_BLOCK = 400
+_SMALL = 8  # blocks up to this size skip the bulk pre-filter
 _FLOOR = 0.75  # cdist pre-filter: pairs whose names are less alike are not scored
 
 
@@ -56,10 +57,15 @@ def _windows(members: list[int], names: Sequence[str]) -> Iterator[list[int]]:
 
 def _pairs_in(members: list[int], names: Sequence[str], is_new: Optional[Sequence[bool]]
               ) -> Iterator[tuple[int, int]]:
-    if len(members) == 2:
-        a, b = sorted(members)
-        if is_new is None or is_new[a] or is_new[b]:
-            yield a, b
+    if len(members) <= _SMALL:
+        # a few records: every pair is scored, the bulk pre-filter would cost more than it saves
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                a, b = members[x], members[y]
+                if a > b:
+                    a, b = b, a
+                if is_new is None or is_new[a] or is_new[b]:
+                    yield a, b
         return
     texts = [names[m] for m in members]
     sims = process.cdist(texts, texts, scorer=JaroWinkler.normalized_similarity, dtype=np.float32,

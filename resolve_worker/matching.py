@@ -9,6 +9,7 @@ are constraints every run applies. Entity ids are reused so they stay stable acr
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -98,7 +99,8 @@ def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: 
             exact[("domain", d)].append(i)
         if rec.name:
             exact[("name", rec.name)].append(i)
-            fuzzy[("nm", nz.phonetic(rec.name.split()[0]))].append(i)
+            tokens = rec.name.split()
+            fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1]) if len(tokens) > 1 else "")].append(i)
     summaries = [scoring.CompanySummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name or "" for rec in records], scoring.score_companies, incremental, constraints,
@@ -140,35 +142,44 @@ class _CompanyContext:
 
 
 # ---------------------------------------------------------------------------- persons
-def _ambiguous_emails(rows: list[IdentityRow]) -> set[str]:
+def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
     """Addresses seen with names that cannot be one person (a shared mailbox under a personal name)."""
     names: dict[str, set] = defaultdict(set)
-    for row in rows:
-        parsed = nz.parse_person_name(row.name)
-        if parsed is None:
-            continue
-        for raw in row.emails:
-            email = nz.normalise_email(raw)
-            if email and len(names[email]) < 8:
-                names[email].add(parsed)
+    for name, emails in parsed:
+        if name is not None:
+            for email in emails:
+                if len(names[email]) < 8:
+                    names[email].add(name)
     out = set()
     for email, seen in names.items():
-        seen = list(seen)
-        if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
-            out.add(email)
+        if len(seen) > 1:
+            seen = list(seen)
+            if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
+                out.add(email)
     return out
+
+
+@functools.lru_cache(maxsize=262_144)
+def _email_facts(email: str) -> tuple[bool, Optional[str]]:
+    """(is a shared inbox, employer domain or None) of a normalised address."""
+    domain = nz.registrable(nz.email_domain(email))
+    return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
 
 
 def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremental: bool,
                      constraints: Constraints) -> list[Mapping]:
-    ambiguous = _ambiguous_emails(rows)
+    parsed = []
+    for row in rows:
+        emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
+        parsed.append((nz.parse_person_name(row.name), emails))
+    ambiguous = _ambiguous_emails(parsed)
     records = []
-    for i, row in enumerate(rows):
-        emails = {e for e in (nz.normalise_email(x) for x in row.emails)
-                  if e and not nz.is_shared_inbox(e) and e not in ambiguous}
-        work = frozenset(d for d in (nz.registrable(nz.email_domain(e)) for e in emails) if not nz.is_webmail(d))
+    for i, (row, (name, emails)) in enumerate(zip(rows, parsed)):
+        if ambiguous:
+            emails = [e for e in emails if e not in ambiguous]
+        work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
         records.append(scoring.PersonRecord(
-            i, nz.parse_person_name(row.name), frozenset(emails), work, nz.normalise_phone(row.phone),
+            i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
             nz.normalise_title(row.title), context.of(row, work), bool(row.is_internal)))
     exact: dict = defaultdict(list)
     fuzzy: dict = defaultdict(list)
@@ -236,14 +247,21 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             if r.existing_entity_id and not r.pinned:
                 clusters.union(by_entity.setdefault(r.existing_entity_id, i), i, force=True)
     scored: dict[tuple[int, int], tuple[float, list[str]]] = {}
+    by_signature: dict[tuple[int, int], tuple[float, list[str]]] = {}
+    signature_ids: dict = {}
+    signature = [signature_ids.setdefault(rec.signature(), len(signature_ids)) for rec in records]
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
     pairs += list(blocking.candidate_pairs(fuzzy, names, is_new))
     for a, b in pairs:
         if (a, b) in scored or (b, a) in scored:
             continue
-        score, why = score_fn(records[a], records[b])
-        scored[(a, b)] = (score, why)
-        links.append((scoring.confidence(score), a, b, (_method(why), why)))
+        # identical records (a rep on every call) compare the same way: score each kind of pair once
+        pair_kind = (signature[a], signature[b])
+        result = by_signature.get(pair_kind)
+        if result is None:
+            result = by_signature[pair_kind] = score_fn(records[a], records[b])
+        scored[(a, b)] = result
+        links.append((scoring.confidence(result[0]), a, b, (None, result[1])))
     applied = clustering.apply_links(clusters, links, scoring.THRESHOLD)
     best: dict[int, tuple[float, int, tuple]] = {}
     for (a, b), payload in applied.items():
@@ -296,6 +314,7 @@ def _mappings(rows: list[IdentityRow], clusters: clustering.Clusters, best: dict
                 out.append(_pinned(row, entity_type))
             elif m in best and len(live) > 1:
                 conf, other, (method, why) = best[m]
+                method = method or _method(why)
                 out.append(Mapping(row.key, entity_type, entity_id, conf, method,
                                    {"matched_on": why, "linked_to": list(rows[other].key),
                                     "cluster_size": len(live)}))

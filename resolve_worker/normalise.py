@@ -9,9 +9,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jellyfish
 
@@ -48,13 +47,27 @@ _GENERATIONAL = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "cpa", "e
 _LAST_PREFIXES = frozenset({"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "du", "dos", "st"})
 
 
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffd]")
+
+
 def clip(raw: object) -> Optional[str]:
-    """Text or None: non-strings, empty and control characters dropped, cut to MAX_LEN."""
+    """Text or None: non-strings, empty, control and invisible characters dropped, cut to MAX_LEN."""
     if not isinstance(raw, str):
         return None
-    text = "".join(c for c in raw[:MAX_LEN * 2] if unicodedata.category(c)[0] not in "C" or c == " ")
-    text = " ".join(text.split())[:MAX_LEN]
+    text = " ".join(_INVISIBLE.sub("", raw[:MAX_LEN * 2]).split())[:MAX_LEN]
     return text or None
+
+
+def _text_cache(fn):  # noqa: ANN001, ANN202
+    """Memoise a normaliser of one text value: the same names and addresses recur across sources."""
+    cached = functools.lru_cache(maxsize=262_144)(fn)
+
+    @functools.wraps(fn)
+    def wrapper(raw: object):  # noqa: ANN202
+        return cached(raw) if isinstance(raw, str) else None
+
+    wrapper.cache_clear = cached.cache_clear
+    return wrapper
 
 
 def ascii_fold(text: str) -> str:
@@ -62,6 +75,7 @@ def ascii_fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
+@_text_cache
 def normalise_email(raw: object) -> Optional[str]:
     text = clip(raw)
     if not text or "@" not in text or " " in text.strip():
@@ -90,6 +104,7 @@ def is_webmail(domain: Optional[str]) -> bool:
     return bool(domain) and (domain in WEBMAIL or registrable(domain) in WEBMAIL)
 
 
+@_text_cache
 def normalise_domain(raw: object) -> Optional[str]:
     text = clip(raw)
     if not text:
@@ -126,6 +141,7 @@ def company_domains(raws: list) -> list[str]:
     return out
 
 
+@_text_cache
 def normalise_company_name(raw: object) -> Optional[str]:
     text = clip(raw)
     if not text:
@@ -140,6 +156,7 @@ def normalise_company_name(raw: object) -> Optional[str]:
     return text
 
 
+@_text_cache
 def normalise_phone(raw: object) -> Optional[str]:
     """The last ten digits (national number, extension dropped); None when too short to mean much."""
     text = clip(raw)
@@ -150,20 +167,16 @@ def normalise_phone(raw: object) -> Optional[str]:
     return digits[-10:] if len(digits) >= 7 else None
 
 
+@_text_cache
 def normalise_title(raw: object) -> Optional[str]:
     text = clip(raw)
     return " ".join(re.findall(r"[a-z0-9]+", ascii_fold(text))) or None if text else None
 
 
-@dataclass(frozen=True)
-class PersonName:
+class PersonName(NamedTuple):
     first: str  # lower-case ascii, may be one initial
     last: str
     full: str  # "first last"
-
-    @property
-    def initial(self) -> str:
-        return self.first[:1]
 
 
 def _tokens(text: str) -> list[str]:
@@ -173,6 +186,7 @@ def _tokens(text: str) -> list[str]:
             if not t.isdigit()]
 
 
+@_text_cache
 def parse_person_name(raw: object) -> Optional[PersonName]:
     """First and last name from how tools write them: "Last, First", initials, accents, honorifics."""
     text = clip(raw)

@@ -12,6 +12,7 @@ so one shared value cannot chain different people together.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -26,6 +27,7 @@ _PERSON_PRIOR = -4.0
 _COMPANY_PRIOR = -3.0
 
 
+@functools.lru_cache(maxsize=65_536)
 def confidence(score: float) -> float:
     return min(0.9999, round(1.0 / (1.0 + math.exp(-max(min(score, 30.0), -30.0))), 4))
 
@@ -43,6 +45,9 @@ class PersonRecord:
     companies: frozenset[str] = field(default_factory=frozenset)  # company entity ids / names
     internal: bool = False  # our own staff: aliases at our domain are theirs, names are curated
 
+    def signature(self) -> tuple:
+        return (self.name, self.emails, self.work_domains, self.phone, self.title, self.companies, self.internal)
+
 
 @dataclass
 class CompanyRecord:
@@ -51,8 +56,12 @@ class CompanyRecord:
     domains: frozenset[str]
     phone: Optional[str]
 
+    def signature(self) -> tuple:
+        return (self.name, self.domains, self.phone)
+
 
 # ---------------------------------------------------------------------------- persons
+@functools.lru_cache(maxsize=262_144)
 def first_names_agree(a: str, b: str) -> bool:
     if not a or not b:
         return True
@@ -73,6 +82,7 @@ def last_name_similarity(a: str, b: str) -> float:
     return JaroWinkler.normalized_similarity(a, b)
 
 
+@functools.lru_cache(maxsize=262_144)
 def person_names_conflict(a: Optional[nz.PersonName], b: Optional[nz.PersonName]) -> bool:
     """Two names that cannot be one person: different last names, or same last and other first."""
     if a is None or b is None:
@@ -137,6 +147,7 @@ def _different_work_addresses(a: PersonRecord, b: PersonRecord) -> bool:
     return bool(mine and theirs and not mine & theirs)
 
 
+@functools.lru_cache(maxsize=262_144)
 def _name_weight(a: nz.PersonName, b: nz.PersonName) -> tuple[float, str]:
     if person_names_conflict(a, b):
         return -9.0, "name_conflict"
@@ -157,6 +168,7 @@ def _name_weight(a: nz.PersonName, b: nz.PersonName) -> tuple[float, str]:
 
 
 # ---------------------------------------------------------------------------- companies
+@functools.lru_cache(maxsize=262_144)
 def _domain_label(domain: str) -> str:
     return domain.split(".", 1)[0]
 
