@@ -59,6 +59,8 @@ class Clusters:
             ra, rb = rb, ra
         self.parent[rb] = ra
         self.anchor[ra] = self.anchor[ra] or self.anchor[rb]
+        if manual:
+            self.summary[ra].manual = True
         self.cannot[ra] |= self.cannot[rb]
         self.summary[ra].absorb(self.summary[rb])
         self.summary[rb] = None

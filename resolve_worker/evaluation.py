@@ -79,3 +79,18 @@ def evaluate(rows: list[IdentityRow], predicted: dict[Key, str], truth: dict[Key
         keys = [r.key for r in rows if r.entity_type == entity_type]
         out[entity_type] = pairwise(predicted, truth, keys)
     return out
+
+
+BUCKETS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0001)
+
+
+def calibration(pair_log: list, truth: dict[Key, str]) -> list[dict]:
+    """Scored pairs by confidence bucket: how many, and how many are truly one entity (precision)."""
+    counts = [[0, 0] for _ in BUCKETS[:-1]]
+    for a, b, conf in pair_log:
+        if a in truth and b in truth:
+            i = next(n for n in range(len(BUCKETS) - 1) if BUCKETS[n] <= conf < BUCKETS[n + 1])
+            counts[i][0] += 1
+            counts[i][1] += truth[a] == truth[b]
+    return [{"confidence": f"[{BUCKETS[i]}, {min(BUCKETS[i + 1], 1.0)})", "pairs": n,
+             "precision": round(same / n, 4) if n else None} for i, (n, same) in enumerate(counts)]

@@ -66,20 +66,21 @@ class Constraints:
 
 
 def resolve(rows: Iterable[IdentityRow], *, incremental: bool = False,
-            constraints: Optional[Constraints] = None) -> list[Mapping]:
+            constraints: Optional[Constraints] = None, pair_log: Optional[list] = None) -> list[Mapping]:
     """Cluster companies then persons; one mapping per identity.
 
     ``incremental``: identities that already have an entity keep it and stay together; only pairs
     involving a new identity are scored, so new identities attach to existing entities (and may
-    join two of them when the evidence allows) or form new ones.
+    join two of them when the evidence allows) or form new ones. ``pair_log``, when given, receives
+    (key, key, confidence) of every scored pair (calibration).
     """
     rows = list(rows)
     constraints = constraints or Constraints()
     companies = [r for r in rows if r.entity_type == "company"]
     persons = [r for r in rows if r.entity_type == "person"]
-    company_maps = _resolve_companies(companies, incremental, constraints)
+    company_maps = _resolve_companies(companies, incremental, constraints, pair_log)
     context = _CompanyContext(companies, company_maps)
-    return company_maps + _resolve_persons(persons, context, incremental, constraints)
+    return company_maps + _resolve_persons(persons, context, incremental, constraints, pair_log)
 
 
 # ---------------------------------------------------------------------------- companies
@@ -88,7 +89,8 @@ def _company_record(i: int, row: IdentityRow) -> scoring.CompanyRecord:
                                  nz.normalise_phone(row.phone))
 
 
-def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: Constraints) -> list[Mapping]:
+def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: Constraints,
+                       pair_log: Optional[list]) -> list[Mapping]:
     records = [_company_record(i, r) for i, r in enumerate(rows)]
     exact: dict = defaultdict(list)
     fuzzy: dict = defaultdict(list)
@@ -100,11 +102,11 @@ def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: 
         if rec.name:
             exact[("name", rec.name)].append(i)
             tokens = rec.name.split()
-            fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1]) if len(tokens) > 1 else "")].append(i)
+            fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1])[:3] if len(tokens) > 1 else "")].append(i)
     summaries = [scoring.CompanySummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name or "" for rec in records], scoring.score_companies, incremental, constraints,
-                    "company", links=[])
+                    "company", links=[], pair_log=pair_log)
 
 
 class _CompanyContext:
@@ -167,7 +169,7 @@ def _email_facts(email: str) -> tuple[bool, Optional[str]]:
 
 
 def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremental: bool,
-                     constraints: Constraints) -> list[Mapping]:
+                     constraints: Constraints, pair_log: Optional[list]) -> list[Mapping]:
     parsed = []
     for row in rows:
         emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
@@ -213,7 +215,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     summaries = [scoring.PersonSummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
-                    incremental, constraints, "person", links=links)
+                    incremental, constraints, "person", links=links, pair_log=pair_log)
 
 
 def _first_keys(first: str) -> set[str]:
@@ -235,7 +237,7 @@ def _method(why: list[str]) -> str:
 
 
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
-             constraints: Constraints, entity_type: str, links: list) -> list[Mapping]:
+             constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list]) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
@@ -262,6 +264,8 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             result = by_signature[pair_kind] = score_fn(records[a], records[b])
         scored[(a, b)] = result
         links.append((scoring.confidence(result[0]), a, b, (None, result[1])))
+    if pair_log is not None:
+        pair_log.extend((rows[a].key, rows[b].key, conf) for conf, a, b, _ in links)
     applied = clustering.apply_links(clusters, links, scoring.THRESHOLD)
     best: dict[int, tuple[float, int, tuple]] = {}
     for (a, b), payload in applied.items():

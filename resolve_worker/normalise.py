@@ -70,9 +70,14 @@ def _text_cache(fn):  # noqa: ANN001, ANN202
     return wrapper
 
 
+# letters NFKD does not decompose into an ASCII base
+_FOLD = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "đ": "d",
+                       "Đ": "D", "þ": "th", "Þ": "TH", "œ": "oe", "Œ": "OE", "ı": "i"})
+
+
 def ascii_fold(text: str) -> str:
     """Accents off, compatibility forms folded (ﬁ -> fi), lower case; other scripts dropped."""
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return unicodedata.normalize("NFKD", text.translate(_FOLD)).encode("ascii", "ignore").decode().lower()
 
 
 @_text_cache
@@ -183,7 +188,7 @@ def _tokens(text: str) -> list[str]:
     text = ascii_fold(text)
     text = re.sub(r"\([^)]*\)", " ", text)  # "Robert (Bob) Smith"
     return [t for t in re.findall(r"[a-z0-9]+(?:['\-][a-z0-9]+)*", text.replace(".", ". "))
-            if not t.isdigit()]
+            if any(c.isalpha() for c in t)]
 
 
 @_text_cache
@@ -223,22 +228,32 @@ def _make(first: str, last_tokens: list[str]) -> Optional[PersonName]:
 
 @functools.lru_cache(maxsize=65536)
 def first_name_forms(first: str) -> frozenset[str]:
-    """The name itself plus its canonical forms and their nicknames (Bob -> robert, rob, bobby...)."""
+    """The name, the formal names it shortens and their nicknames (bob -> robert, rob, bobby...).
+
+    One step only: the genealogical nickname list links many names through rare forms, and
+    following those chains would make Robert agree with William.
+    """
     if len(first) <= 1:
         return frozenset({first})
     forms = {first}
-    for canonical in canonical_first_names(first):
-        forms.add(canonical)
-        forms.update(_nicknamer().nicknames_of(canonical))
-        forms.update(_extra_nicknames().get(canonical, ()))
+    for formal in canonical_first_names(first):
+        forms.add(formal)
+        forms.update(_nicknames_of(formal))
     return frozenset(forms)
 
 
 @functools.lru_cache(maxsize=65536)
 def canonical_first_names(first: str) -> frozenset[str]:
-    """The formal names a first name may stand for, itself included (bob -> robert)."""
+    """The formal names a first name may stand for: itself when it is a formal name (robert),
+    else the formal names it is a nickname of (bob -> robert)."""
+    if _nicknames_of(first):
+        return frozenset({first})
     extra = {c for c, nicks in _extra_nicknames().items() if first in nicks}
     return frozenset({first} | set(_nicknamer().canonicals_of(first)) | extra)
+
+
+def _nicknames_of(formal: str) -> frozenset[str]:
+    return frozenset(_nicknamer().nicknames_of(formal)) | _extra_nicknames().get(formal, frozenset())
 
 
 @functools.lru_cache(maxsize=1)

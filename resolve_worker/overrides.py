@@ -38,6 +38,7 @@ def constraints_and_pins(overrides: list[Override]) -> tuple[Constraints, dict[K
         for k in o.identity_keys:
             if o.action == "pin":
                 pins[k] = o.entity_id
+                owner.pop(k, None)
             else:
                 owner[k] = n
                 pins.pop(k, None)

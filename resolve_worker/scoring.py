@@ -71,7 +71,10 @@ def first_names_agree(a: str, b: str) -> bool:
         return a[0] == b[0]
     if JaroWinkler.normalized_similarity(a, b) >= 0.93:
         return True  # a typo
-    return bool(nz.first_name_forms(a) & nz.first_name_forms(b))
+    # one is a form of the other (bob/robert), or both shorten one formal name (bob/rob); two formal
+    # names sharing a rare nickname in the genealogical list (robert/william: "bill") do not agree
+    return a in nz.first_name_forms(b) or b in nz.first_name_forms(a) or \
+        bool(nz.canonical_first_names(a) & nz.canonical_first_names(b))
 
 
 def last_name_similarity(a: str, b: str) -> float:
@@ -174,16 +177,28 @@ def _domain_label(domain: str) -> str:
 
 
 def company_domains_conflict(a: CompanyRecord, b: CompanyRecord) -> bool:
-    """Both have domains, none shared, and neither name appears in the other's domain labels."""
+    """Both have domains, none shared, and the domains do not fit both names (cyberdyne.io and
+    cyberdynehq.com fit "Cyberdyne"; summit.com and peakfreight.io do not)."""
+    if _digits(a.name or "") != _digits(b.name or ""):
+        return True  # "Acme Logistics 2" and "Acme Logistics 3"
     if not a.domains or not b.domains or a.domains & b.domains:
         return False
-    for rec, other in ((a, b), (b, a)):
-        slug = (rec.name or "").replace(" ", "").replace("&", "")
-        if slug and any(slug in _domain_label(d) or _domain_label(d) in slug for d in other.domains):
-            return False
+    if _name_fits_domains(a.name, b.domains) and _name_fits_domains(b.name, a.domains):
+        return False
     labels_a = {_domain_label(d) for d in a.domains}
     labels_b = {_domain_label(d) for d in b.domains}
     return not any(x.startswith(y) or y.startswith(x) for x in labels_a for y in labels_b)
+
+
+def _name_fits_domains(name: Optional[str], domains: frozenset[str]) -> bool:
+    """Whether a domain could be this company's: it holds the name or its first word (tailspincorp.com
+    for "Tailspin Logistics")."""
+    if not name:
+        return False
+    slug = name.replace(" ", "").replace("&", "")
+    root = name.split()[0]
+    return any(slug in label or label in slug or (len(root) >= 4 and root in label)
+               for label in map(_domain_label, domains))
 
 
 def score_companies(a: CompanyRecord, b: CompanyRecord) -> tuple[float, list[str]]:
@@ -204,7 +219,12 @@ def score_companies(a: CompanyRecord, b: CompanyRecord) -> tuple[float, list[str
             why.append(f"name={a.name}")
         else:
             ratio = fuzz.token_sort_ratio(a.name, b.name) / 100
-            if ratio >= 0.92:
+            if _digits(a.name) != _digits(b.name):
+                score -= 8.0
+            elif ratio >= 0.95:
+                score += 5.5
+                why.append(f"name_fuzzy={ratio:.3f}")
+            elif ratio >= 0.9:
                 score += 4.0
                 why.append(f"name_fuzzy={ratio:.3f}")
             elif ratio < 0.6:
@@ -227,13 +247,20 @@ class PersonSummary:
                 if d in rec.work_domains:
                     self.work.setdefault(d, set()).add(e)
 
+    manual = False  # a person joined these identities: its names are all this entity's
+
     def conflicts(self, other: "PersonSummary") -> bool:
+        if self.manual or other.manual:
+            # a manual merge may hold several names (a name change): a newcomer must fit one of them
+            return bool(self.names and other.names) and \
+                all(person_names_conflict(x, y) for x in self.names for y in other.names)
         if any(person_names_conflict(x, y) for x in self.names for y in other.names):
             return True
         # two different addresses at one employer, never seen together: two people
         return any(d in other.work and not emails & other.work[d] for d, emails in self.work.items())
 
     def absorb(self, other: "PersonSummary") -> None:
+        self.manual = self.manual or other.manual
         for n in other.names:
             if len(self.names) < 12 and n not in self.names:
                 self.names.append(n)
@@ -242,13 +269,19 @@ class PersonSummary:
 
 
 class CompanySummary:
+    manual = False
+
     def __init__(self, rec: Optional[CompanyRecord]):
         self.records = [rec] if rec else []
 
     def conflicts(self, other: "CompanySummary") -> bool:
-        return any(company_domains_conflict(x, y) for x in self.records for y in other.records)
+        pairs = [company_domains_conflict(x, y) for x in self.records for y in other.records]
+        if self.manual or other.manual:
+            return bool(pairs) and all(pairs)
+        return any(pairs)
 
     def absorb(self, other: "CompanySummary") -> None:
+        self.manual = self.manual or other.manual
         for r in other.records:
             if len(self.records) < 12:
                 self.records.append(r)
