@@ -68,7 +68,8 @@ def _load(conn: sa.engine.Connection, pins: dict) -> list[matching.IdentityRow]:
     result = conn.execute(sa.text(
         "SELECT si.source, si.source_type, si.source_id, si.entity_type, si.name, si.emails, si.domains, "
         "si.company_source_type, si.company_source_id, em.entity_id, COALESCE(em.pinned, false) AS pinned, "
-        "si.phone, si.title, si.company_name, si.is_internal, si.attributes -> 'linked_identity' AS linked "
+        "si.phone, si.title, si.company_name, si.is_internal, si.attributes -> 'linked_identity' AS linked, "
+        "NOT si.resolved AS changed "
         "FROM source_identities si LEFT JOIN entity_mappings em USING (source, source_type, source_id) "
         "WHERE si.entity_type IN ('person', 'company')"))
     rows = []
@@ -79,7 +80,7 @@ def _load(conn: sa.engine.Connection, pins: dict) -> list[matching.IdentityRow]:
             r.source, r.source_type, r.source_id, r.entity_type, r.name, list(r.emails or []),
             list(r.domains or []), r.company_source_type, r.company_source_id,
             pins.get(key) or (str(r.entity_id) if r.entity_id else None), r.pinned or key in pins,
-            phone=r.phone, title=r.title, company_name=r.company_name, is_internal=r.is_internal,
+            phone=r.phone, title=r.title, company_name=r.company_name, is_internal=r.is_internal, changed=r.changed,
             linked_key=(linked.get("source"), linked.get("source_type"), linked.get("source_id")) if linked else None))
     return rows
 

@@ -41,6 +41,7 @@ class IdentityRow:
     company_name: Optional[str] = None
     linked_key: Optional[Key] = None  # the source itself says this is that identity (gong party -> user)
     is_internal: Optional[bool] = None
+    changed: bool = False  # updated in its source since the last run: scored again like a new one
 
     @property
     def key(self) -> Key:
@@ -239,7 +240,7 @@ def _method(why: list[str]) -> str:
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
              constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list]) -> list[Mapping]:
     n = len(rows)
-    is_new = [r.existing_entity_id is None for r in rows] if incremental else None
+    is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
     index = {r.key: i for i, r in enumerate(rows)}
     _apply_constraints(clusters, rows, index, constraints)

@@ -141,3 +141,16 @@ def test_accuracy_metric_exports_the_stored_evaluation(domain):
     metrics.RESOLUTION_ACCURACY.set(0)
     assert accuracy.export(domain) == pytest.approx(0.995)
     assert metrics.RESOLUTION_ACCURACY._value.get() == pytest.approx(0.995)
+
+
+def test_an_updated_identity_is_scored_again(world):
+    settings, _ = world
+    add_identity(settings, "gong", "parties", "z1", name="Zed Quinn", emails=["zed.quinn@initech.com"])
+    add_identity(settings, "slack", "users", "z2", name="Zed Quinn")
+    entities.resolve_all(settings)
+    assert entity(settings, "gong", "parties", "z1") != entity(settings, "slack", "users", "z2")
+    with db.transaction(settings) as conn:  # what the ingest writer does when the source record changes
+        conn.execute(sa.text("UPDATE source_identities SET emails = '[\"zed.quinn@initech.com\"]', resolved = false "
+                             "WHERE source = 'slack' AND source_id = 'z2'"))
+    entities.resolve_all(settings)
+    assert entity(settings, "gong", "parties", "z1") == entity(settings, "slack", "users", "z2")
