@@ -15,6 +15,9 @@ from typing import Iterable
 from resolve_worker.matching import IdentityRow
 
 Key = tuple[str, str, str]
+# streams whose processors emit identities (gong parties come with the calls)
+IDENTITY_STREAMS = frozenset({"users", "extensiveCalls", "channels", "owners", "contacts", "companies", "User",
+                              "Account", "Contact", "Lead"})
 
 
 def load_generated(folder: Path) -> tuple[list[IdentityRow], dict[Key, str]]:
@@ -26,6 +29,8 @@ def load_generated(folder: Path) -> tuple[list[IdentityRow], dict[Key, str]]:
     latest: dict = {}
     for source, streams in STREAMS.items():
         for stream in streams:
+            if stream not in IDENTITY_STREAMS:
+                continue  # activity streams carry no identities of their own
             path = folder / source / f"{stream}.jsonl"
             if not path.exists():
                 continue

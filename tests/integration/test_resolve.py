@@ -154,3 +154,19 @@ def test_an_updated_identity_is_scored_again(world):
                              "WHERE source = 'slack' AND source_id = 'z2'"))
     entities.resolve_all(settings)
     assert entity(settings, "gong", "parties", "z1") == entity(settings, "slack", "users", "z2")
+
+
+def test_demo_summary_shows_entities_unified_across_sources(world):
+    from common import demo
+
+    settings, _ = world
+    with db.transaction(settings) as conn:
+        unified = {u["type"]: u for u in demo._unified_examples(conn)}
+    assert {i["source"] for i in unified["person"]["identities"]} >= {"gong", "hubspot"}
+    assert {i["source"] for i in unified["company"]["identities"]} == {"hubspot", "salesforce"}
+    text = demo.render({"run": {"run_id": "r", "status": "succeeded", "sources": {}},
+                        "counts": dict.fromkeys(("interactions", "persons", "companies", "mappings", "chunks",
+                                                 "chunks_embedded", "dead_letters"), 0),
+                        "timings": {}, "phase_seconds": {}, "unified": list(unified.values())})
+    assert "One person across sources" in text and "One company across sources" in text
+    assert "domain_exact" in text
