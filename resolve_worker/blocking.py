@@ -10,7 +10,7 @@ duplicates adjacent. In incremental runs only pairs with at least one new record
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Callable, Hashable, Iterable, Iterator, Optional, Sequence
+from typing import Hashable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 from rapidfuzz import process
@@ -95,6 +95,3 @@ def star_links(groups: dict[Hashable, list[int]], is_new: Optional[Sequence[bool
         for m in members[1:]:
             yield key, hub, m
 
-
-def key_filter(keys: Iterable[Hashable], keep: Callable[[Hashable], bool]) -> list[Hashable]:
-    return [k for k in keys if keep(k)]
