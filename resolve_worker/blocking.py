@@ -30,17 +30,23 @@ def blocks(keys_of: Sequence[Iterable[Hashable]]) -> dict[Hashable, list[int]]:
 
 
 def candidate_pairs(block_map: dict[Hashable, list[int]], names: Sequence[str],
-                    is_new: Optional[Sequence[bool]] = None) -> Iterator[tuple[int, int]]:
-    """Distinct (i, j), i < j, of records sharing a block whose names pass the bulk pre-filter."""
+                    is_new: Optional[Sequence[bool]] = None, need: Optional[Sequence[bool]] = None
+                    ) -> Iterator[tuple[int, int]]:
+    """Distinct (i, j), i < j, of records sharing a block whose names pass the bulk pre-filter.
+
+    ``is_new`` / ``need``: keep only pairs with at least one flagged record (each mask on its own).
+    """
     seen: set[tuple[int, int]] = set()
     for members in block_map.values():
         if len(members) < 2:
             continue
         if is_new is not None and not any(is_new[m] for m in members):
             continue
+        if need is not None and not any(need[m] for m in members):
+            continue
         for window in _windows(members, names):
             for pair in _pairs_in(window, names, is_new):
-                if pair not in seen:
+                if pair not in seen and (need is None or need[pair[0]] or need[pair[1]]):
                     seen.add(pair)
                     yield pair
 

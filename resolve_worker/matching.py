@@ -146,18 +146,26 @@ class _CompanyContext:
 
 # ---------------------------------------------------------------------------- persons
 def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
-    """Addresses seen with names that cannot be one person (a shared mailbox under a personal name)."""
+    """Addresses that identify nobody: seen with names that cannot be one person (a team mailbox
+    under a personal name), or a personal (webmail) address seen at two unrelated employers."""
     names: dict[str, set] = defaultdict(set)
-    for name, emails in parsed:
-        if name is not None:
-            for email in emails:
-                if len(names[email]) < 8:
-                    names[email].add(name)
+    employers: dict[str, set] = defaultdict(set)
+    for name, emails, companies in parsed:
+        for email in emails:
+            if name is not None and len(names[email]) < 8:
+                names[email].add(name)
+            if companies and _email_facts(email)[1] is None and len(employers[email]) < 8:
+                employers[email].add(companies)
     out = set()
     for email, seen in names.items():
         if len(seen) > 1:
             seen = list(seen)
             if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
+                out.add(email)
+    for email, seen in employers.items():
+        if len(seen) > 1:
+            seen = list(seen)
+            if any(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:]):
                 out.add(email)
     return out
 
@@ -174,18 +182,23 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     parsed = []
     for row in rows:
         emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
-        parsed.append((nz.parse_person_name(row.name), emails))
+        work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+        parsed.append((nz.parse_person_name(row.name), emails, context.of(row, work)))
     ambiguous = _ambiguous_emails(parsed)
     records = []
-    for i, (row, (name, emails)) in enumerate(zip(rows, parsed)):
+    for i, (row, (name, emails, companies)) in enumerate(zip(rows, parsed)):
         if ambiguous:
             emails = [e for e in emails if e not in ambiguous]
         work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
         records.append(scoring.PersonRecord(
             i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
-            nz.normalise_title(row.title), context.of(row, work), bool(row.is_internal)))
+            nz.normalise_title(row.title), companies, bool(row.is_internal)))
     exact: dict = defaultdict(list)
     fuzzy: dict = defaultdict(list)
+    # name-only blocks grow with the square of a common name's count: they only pair a record that
+    # has no employer to go by (a phone-only party, a personal address) with the others
+    by_name: dict = defaultdict(list)
+    no_employer = [not (rec.companies or rec.work_domains) for rec in records]
     signatures: set = set()
     for i, (row, rec) in enumerate(zip(rows, records)):
         if row.pinned:
@@ -208,7 +221,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
                 fuzzy[("company_first", ctx, f)].append(i)
         if rec.name.last:
             for f in firsts:
-                fuzzy[("name", last_key, f)].append(i)
+                by_name[("name", last_key, f)].append(i)
     index = {r.key: i for i, r in enumerate(rows)}
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
@@ -216,7 +229,8 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     summaries = [scoring.PersonSummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
-                    incremental, constraints, "person", links=links, pair_log=pair_log)
+                    incremental, constraints, "person", links=links, pair_log=pair_log,
+                    name_blocks=(by_name, no_employer))
 
 
 def _first_keys(first: str) -> set[str]:
@@ -238,7 +252,8 @@ def _method(why: list[str]) -> str:
 
 
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
-             constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list]) -> list[Mapping]:
+             constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
+             name_blocks: Optional[tuple] = None) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
@@ -255,6 +270,8 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
     signature = [signature_ids.setdefault(rec.signature(), len(signature_ids)) for rec in records]
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
     pairs += list(blocking.candidate_pairs(fuzzy, names, is_new))
+    if name_blocks:
+        pairs += list(blocking.candidate_pairs(name_blocks[0], names, is_new, need=name_blocks[1]))
     for a, b in pairs:
         if (a, b) in scored or (b, a) in scored:
             continue
