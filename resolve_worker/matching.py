@@ -150,12 +150,13 @@ def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
     under a personal name), or a personal (webmail) address seen at two unrelated employers."""
     names: dict[str, set] = defaultdict(set)
     employers: dict[str, set] = defaultdict(set)
-    for name, emails, companies in parsed:
+    for name, emails, companies, work in parsed:
+        employer = companies | work
         for email in emails:
             if name is not None and len(names[email]) < 8:
                 names[email].add(name)
-            if companies and _email_facts(email)[1] is None and len(employers[email]) < 8:
-                employers[email].add(companies)
+            if employer and _email_facts(email)[1] is None and len(employers[email]) < 8:
+                employers[email].add(employer)
     out = set()
     for email, seen in names.items():
         if len(seen) > 1:
@@ -183,10 +184,10 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     for row in rows:
         emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
         work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
-        parsed.append((nz.parse_person_name(row.name), emails, context.of(row, work)))
+        parsed.append((nz.parse_person_name(row.name), emails, context.of(row, work), work))
     ambiguous = _ambiguous_emails(parsed)
     records = []
-    for i, (row, (name, emails, companies)) in enumerate(zip(rows, parsed)):
+    for i, (row, (name, emails, companies, _)) in enumerate(zip(rows, parsed)):
         if ambiguous:
             emails = [e for e in emails if e not in ambiguous]
         work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)

@@ -247,3 +247,17 @@ def test_pairwise_scores():
     predicted = {("s", "t", str(i)): p for i, p in enumerate("xxxx")}
     out = evaluation.pairwise(predicted, truth, truth)
     assert out["precision"] == pytest.approx(1 / 6, abs=1e-4) and out["recall"] == 1.0
+
+
+def test_a_personal_address_seen_at_two_unrelated_employers_identifies_nobody():
+    rows = [person("hubspot", "1", "Grace Novak", "gnovak@acme.com", "gnovak@gmail.com"),
+            person("salesforce", "2", "Grace Novak", "gnovak@gmail.com", company="Quantum Analytics"),
+            person("slack", "3", "Grace Novak", "gnovak@quantumanalytics.com")]
+    assert not same(rows, 0, 1) and not same(rows, 0, 2)
+
+
+def test_name_only_blocks_pair_only_records_without_an_employer():
+    block_map = {("name", "SM0", "robert"): [0, 1, 2]}
+    names = ["robert smith"] * 3
+    need = [False, False, True]  # only record 2 lacks an employer
+    assert set(blocking.candidate_pairs(block_map, names, need=need)) == {(0, 2), (1, 2)}
