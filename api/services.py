@@ -103,8 +103,11 @@ def get_entity(settings: Settings, entity_id: str) -> dict:
             "SELECT id::text, display_name AS name, 'person' AS type FROM persons WHERE company_id = :id "
             "UNION ALL SELECT c.id::text, c.name, 'company' FROM persons p JOIN companies c ON c.id = p.company_id "
             "WHERE p.id = :id ORDER BY 2 LIMIT 100"), {"id": entity_id}).mappings().all()
+        from resolve_worker.manual import evidence
+
+        why = evidence(conn, str(entity_id))
     return {**head, "identities": [dict(r) for r in identities], "interaction_count": count,
-            "related": [dict(r) for r in related]}
+            "related": [dict(r) for r in related], "evidence": why}
 
 
 def find_entities(settings: Settings, q: str, limit: int = 20) -> list[dict]:

@@ -144,6 +144,26 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_entities(args: argparse.Namespace) -> int:
+    from resolve_worker import manual
+
+    s = _settings()
+    if not _has_database(s):
+        return 2
+    try:
+        if args.entities_command == "merge":
+            result = manual.merge(s, args.keep, args.other)
+        elif args.entities_command == "split":
+            result = manual.split(s, args.entity, [tuple(k.split("/", 2)) for k in args.identity])
+        else:
+            result = manual.pin(s, tuple(args.identity.split("/", 2)), args.entity)
+    except (manual.OverrideError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from honcho.environ import parse_procfile
     from honcho.manager import Manager
@@ -248,6 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
     rd = dlsub.add_parser("redrive", help="run dead letters through the processors again (after a fix)")
     rd.add_argument("--source", choices=("gong", "slack", "hubspot", "salesforce"))
     rd.set_defaults(fn=cmd_redrive)
+    en = sub.add_parser("entities", help="manual entity-resolution overrides (kept by every later run)")
+    ensub = en.add_subparsers(dest="entities_command", required=True)
+    em = ensub.add_parser("merge", help="merge entity OTHER into entity KEEP")
+    em.add_argument("keep")
+    em.add_argument("other")
+    es = ensub.add_parser("split", help="move identities (source/source_type/source_id) out of an entity")
+    es.add_argument("entity")
+    es.add_argument("identity", nargs="+")
+    ep = ensub.add_parser("pin", help="pin an identity (source/source_type/source_id) to an entity")
+    ep.add_argument("identity")
+    ep.add_argument("entity")
+    en.set_defaults(fn=cmd_entities)
     return p
 
 

@@ -67,6 +67,7 @@ def summarise(settings: Settings, run: dict, timings: dict) -> dict:
             "FROM companies c JOIN interaction_entities ie ON ie.entity_id = c.id "
             "JOIN entity_mappings em ON em.entity_id = c.id "
             "GROUP BY c.id, c.name ORDER BY count(DISTINCT em.source) DESC, n DESC LIMIT 1")).mappings().first()
+        unified = _unified_examples(conn)
     sample_timeline = services.timeline(settings, top["id"], limit=5) if top else None
     try:
         answer = services.search(settings, "pricing and contract terms", k=3)
@@ -74,8 +75,25 @@ def summarise(settings: Settings, run: dict, timings: dict) -> dict:
         answer = [{"error": str(exc)}]
     phase_seconds = {name: p.get("seconds") for name, p in (run.get("phases") or {}).items() if "seconds" in p}
     return {"run": run, "counts": counts, "timings": {k: round(v, 2) for k, v in timings.items()},
-            "phase_seconds": phase_seconds, "sample_timeline": sample_timeline,
+            "phase_seconds": phase_seconds, "sample_timeline": sample_timeline, "unified": unified,
             "sample_answer": {"question": "pricing and contract terms", "passages": answer}}
+
+
+def _unified_examples(conn: sa.engine.Connection) -> list[dict]:
+    """The person and the company seen in the most sources, with how each identity was linked."""
+    out = []
+    for entity_type in ("person", "company"):
+        head = conn.execute(sa.text(
+            "SELECT entity_id FROM entity_mappings WHERE entity_type = :t GROUP BY entity_id "
+            "ORDER BY count(DISTINCT source) DESC, count(*) ASC, entity_id LIMIT 1"), {"t": entity_type}).scalar()
+        if head is None:
+            continue
+        rows = conn.execute(sa.text(
+            "SELECT em.source, em.source_type, em.method, em.confidence, si.name FROM entity_mappings em "
+            "JOIN source_identities si USING (source, source_type, source_id) WHERE em.entity_id = :e "
+            "ORDER BY em.source, em.source_type LIMIT 12"), {"e": head}).mappings().all()
+        out.append({"type": entity_type, "entity_id": str(head), "identities": [dict(r) for r in rows]})
+    return out
 
 
 def _one_line(text: str | None) -> str:
@@ -93,6 +111,11 @@ def render(summary: dict) -> str:
               "timings (s): " + ", ".join(f"{k} {v}" for k, v in summary["timings"].items())
               + (f", total {summary['wall_seconds']}" if "wall_seconds" in summary else ""),
               "phases (s): " + ", ".join(f"{k} {v}" for k, v in sorted(summary["phase_seconds"].items()))]
+    for example in summary.get("unified") or []:
+        lines += ["", f"One {example['type']} across sources ({example['entity_id']}):"]
+        for i in example["identities"]:
+            lines.append(f"  {i['source']:<10} {i['source_type']:<10} {_one_line(i['name'])[:32]:<32} "
+                         f"{i['method']} {i['confidence']:.3f}")
     tl = summary.get("sample_timeline")
     if tl:
         lines += ["", f"Timeline of {tl['entity']['name']} ({tl['entity']['type']}), newest first:"]

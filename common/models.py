@@ -283,6 +283,24 @@ class EntityMapping(Base):
     )
 
 
+class EntityOverride(Base):
+    """A manual decision: merge (keys are one entity), split (keys apart from apart_keys), pin."""
+
+    __tablename__ = "entity_overrides"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    action: Mapped[str] = mapped_column(sa.String(16))
+    entity_type: Mapped[str] = mapped_column(sa.String(16))
+    entity_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    identity_keys: Mapped[list[Any]] = mapped_column(server_default=sa.text("'[]'::jsonb"))
+    apart_keys: Mapped[list[Any]] = mapped_column(server_default=sa.text("'[]'::jsonb"))
+    actor: Mapped[str] = mapped_column(sa.String(128), server_default="cli")
+    created_at: Mapped[dt.datetime] = mapped_column(TS, server_default=sa.func.now())
+    __table_args__ = (
+        sa.CheckConstraint("action IN ('merge','split','pin')", name="entity_overrides_action_valid"),
+        sa.Index("ix_entity_overrides_entity", "entity_id"),
+    )
+
+
 class InteractionEntity(Base):
     """Resolved persons/companies of an interaction; ``occurred_at`` copied for the timeline index."""
 

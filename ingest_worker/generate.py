@@ -206,7 +206,8 @@ def _party_truth(pt: dict, reps: list, cust: list) -> str:
         if pt["userId"] == r["gong"]:
             return r["truth"]
     for p in cust:
-        if pt["phoneNumber"] == p["phone"] or pt["emailAddress"] in (p["work"], p.get("work2")):
+        # a party without an email is matched by phone only (None must not match a missing work2)
+        if pt["phoneNumber"] == p["phone"] or (pt["emailAddress"] and pt["emailAddress"] in (p["work"], p.get("work2"))):
             return p["truth"]
     raise AssertionError("party without a person")
 
@@ -474,6 +475,9 @@ def _salesforce(rng, w, ids: _Ids, out: _Out, anchor) -> None:
         if lead_id:
             conv = lead_id != p["sf"]
             email = p["personal"] if p["personal"] and rng.random() < 0.4 else p["work"]
+            if w["u"] and random.Random(f"inbox:{p['truth']}").random() < 0.05:
+                # a lead captured from a team mailbox: several people share it (not in the bundled sample)
+                email = random.Random(p["truth"]).choice(gp.SHARED_INBOXES) + "@" + c["domains"][0]
             out.rec("salesforce", "Lead", _sf("Lead", lead_id, t - dt.timedelta(days=20), mod, FirstName=first,
                     LastName=last, Name=f"{first} {last}", Email=email, Title=p["title"],
                     Company=gp.company_variant(rng, c["base"], rng.randrange(7)), Phone=p["phone"],

@@ -67,6 +67,7 @@ INDUSTRIES = ["Manufacturing", "Healthcare", "Real Estate", "Retail", "Transport
               "Technology", "Financial Services", "Hospitality", "Construction", "Education",
               "Energy", "Media"]
 TLDS = [".com", ".com", ".com", ".io", ".co", ".net"]
+SHARED_INBOXES = ["ap", "billing", "accounts", "finance", "info"]
 PERSONAL_DOMAINS = ["gmail.com", "gmail.com", "yahoo.com", "outlook.com", "icloud.com"]
 COMPETITORS = ["Bill.com", "Tipalti", "AvidXchange", "Stripe", "Melio", "Coupa"]
 ERPS = ["NetSuite", "QuickBooks Online", "Sage Intacct", "Yardi", "SAP Business One",
@@ -368,7 +369,10 @@ def _world(rng, u: int, ids, anchor: dt.datetime) -> dict:
     for i in range(N_REPS):
         first, last = REP_FIRST[(i + u) % len(REP_FIRST)], REP_LAST[(i * 5 + u) % len(REP_LAST)]
         if u:
-            last = f"{last}-{LAST[(u * 7 + i) % len(LAST)]}" if (u + i) % 3 == 0 else last + str(u)
+            # double-barrelled names repeat after ~30 units; numbered ones never do: two reps must
+            # never share a name, hence a mailbox (the ground truth would call one address two people)
+            hyphen = (u + i) % 3 == 0 and u < 30
+            last = f"{last}-{LAST[(u * 7 + i) % len(LAST)]}" if hyphen else last + str(u)
         local = slug(first) + "." + slug(last)
         reps.append(dict(truth=f"P{p0 + i + 1:06d}", first=first, last=last,
                          nick=dict(FIRST).get(first, [first])[:1] or [first],

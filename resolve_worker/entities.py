@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from common import db
 from common.models import Company, EntityMapping, Person
 from common.settings import Settings
-from resolve_worker import matching
+from resolve_worker import cache, matching
+from resolve_worker import overrides as resolve_overrides
 
 log = logging.getLogger("payready.resolve")
 _EM = EntityMapping.__table__
@@ -28,39 +29,68 @@ class ResolveStats:
     persons: int = 0
     companies: int = 0
     links: int = 0
+    changed: int = 0
     seconds: float = 0.0
 
 
-def resolve_all(settings: Settings) -> ResolveStats:
+def resolve_all(settings: Settings, full: bool = False) -> ResolveStats:
+    """Resolve identities into entities. Incremental by default: identities without a mapping are
+    scored against the existing entities (which keep their members); ``full`` re-clusters all."""
     started = time.perf_counter()
     with db.transaction(settings) as conn:
         conn.execute(sa.text("LOCK TABLE entity_mappings IN SHARE ROW EXCLUSIVE MODE"))  # one resolver at a time
-        rows = _load(conn)
-        mappings = matching.resolve(rows)
+        overrides = _load_overrides(conn)
+        constraints, pins = resolve_overrides.constraints_and_pins(overrides)
+        rows = _load(conn, pins)
+        before = {r.key: r.existing_entity_id for r in rows}
+        mappings = matching.resolve(rows, incremental=not full, constraints=constraints)
+        changed = [m for m in mappings if before.get(m.key) != m.entity_id
+                   or m.key in pins or (full and m.method != "manual")]
         by_key = {r.key: r for r in rows}
+        _write_mappings(conn, changed, pinned={k for k in pins})
         _write_entities(conn, mappings, by_key)
-        _write_mappings(conn, mappings)
+        _delete_orphans(conn)
         links = _link_interactions(conn)
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
-        stats = ResolveStats(identities=len(rows), links=links,
+        stats = ResolveStats(identities=len(rows), links=links, changed=len(changed),
                              persons=len({m.entity_id for m in mappings if m.entity_type == "person"}),
                              companies=len({m.entity_id for m in mappings if m.entity_type == "company"}))
+    moved = [m.key for m in changed if before.get(m.key) is not None]
+    if moved:
+        cache.invalidate(settings, moved)
     stats.seconds = round(time.perf_counter() - started, 3)
-    log.info("resolve identities=%d persons=%d companies=%d links=%d ms=%.0f", stats.identities,
-             stats.persons, stats.companies, stats.links, stats.seconds * 1000)
+    log.info("resolve identities=%d persons=%d companies=%d changed=%d links=%d ms=%.0f", stats.identities,
+             stats.persons, stats.companies, stats.changed, stats.links, stats.seconds * 1000)
     return stats
 
 
-def _load(conn: sa.engine.Connection) -> list[matching.IdentityRow]:
+def _load(conn: sa.engine.Connection, pins: dict) -> list[matching.IdentityRow]:
     result = conn.execute(sa.text(
         "SELECT si.source, si.source_type, si.source_id, si.entity_type, si.name, si.emails, si.domains, "
-        "si.company_source_type, si.company_source_id, em.entity_id, COALESCE(em.pinned, false) AS pinned "
+        "si.company_source_type, si.company_source_id, em.entity_id, COALESCE(em.pinned, false) AS pinned, "
+        "si.phone, si.title, si.company_name, si.is_internal, si.attributes -> 'linked_identity' AS linked, "
+        "NOT si.resolved AS changed "
         "FROM source_identities si LEFT JOIN entity_mappings em USING (source, source_type, source_id) "
         "WHERE si.entity_type IN ('person', 'company')"))
-    return [matching.IdentityRow(r.source, r.source_type, r.source_id, r.entity_type, r.name,
-                                 list(r.emails or []), list(r.domains or []), r.company_source_type,
-                                 r.company_source_id, str(r.entity_id) if r.entity_id else None, r.pinned)
-            for r in result]
+    rows = []
+    for r in result:
+        key = (r.source, r.source_type, r.source_id)
+        linked = r.linked if isinstance(r.linked, dict) else None
+        rows.append(matching.IdentityRow(
+            r.source, r.source_type, r.source_id, r.entity_type, r.name, list(r.emails or []),
+            list(r.domains or []), r.company_source_type, r.company_source_id,
+            pins.get(key) or (str(r.entity_id) if r.entity_id else None), r.pinned or key in pins,
+            phone=r.phone, title=r.title, company_name=r.company_name, is_internal=r.is_internal, changed=r.changed,
+            linked_key=(linked.get("source"), linked.get("source_type"), linked.get("source_id")) if linked else None))
+    return rows
+
+
+def _load_overrides(conn: sa.engine.Connection) -> list[resolve_overrides.Override]:
+    rows = conn.execute(sa.text("SELECT action, entity_type, entity_id::text AS entity_id, identity_keys, "
+                                "apart_keys FROM entity_overrides ORDER BY id")).mappings()
+    return [resolve_overrides.Override(r["action"], r["entity_type"], r["entity_id"],
+                                       [resolve_overrides.as_key(k) for k in r["identity_keys"]],
+                                       [resolve_overrides.as_key(k) for k in r["apart_keys"]]) for r in rows]
 
 
 def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping], by_key: dict) -> None:
@@ -107,18 +137,23 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
         "USING (source, source_type, source_id) WHERE em.entity_id = p.id AND si.is_internal)"))
 
 
-def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping]) -> None:
+def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping], pinned: set) -> None:
     rows = [{"source": m.key[0], "source_type": m.key[1], "source_id": m.key[2], "entity_type": m.entity_type,
-             "entity_id": m.entity_id, "confidence": m.confidence, "method": m.method, "evidence": m.evidence}
+             "entity_id": m.entity_id, "confidence": m.confidence, "method": m.method, "evidence": m.evidence,
+             "pinned": m.key in pinned}
             for m in mappings]
     for start in range(0, len(rows), 5000):
         stmt = insert(_EM)
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["source", "source_type", "source_id"],
-            set_={k: stmt.excluded[k] for k in ("entity_type", "entity_id", "confidence", "method", "evidence")}
+            set_={k: stmt.excluded[k] for k in ("entity_type", "entity_id", "confidence", "method", "evidence",
+                                                "pinned")}
             | {"updated_at": sa.func.now()},
-            where=sa.not_(_EM.c.pinned)), rows[start:start + 5000])
-    # entities no identity points at any more (merged away) are removed
+            where=sa.or_(sa.not_(_EM.c.pinned), stmt.excluded.pinned)), rows[start:start + 5000])
+
+
+def _delete_orphans(conn: sa.engine.Connection) -> None:
+    """Entities no identity points at any more (merged away) are removed."""
     conn.execute(sa.text("DELETE FROM persons p WHERE NOT EXISTS "
                          "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = p.id)"))
     conn.execute(sa.text("DELETE FROM companies c WHERE NOT EXISTS "

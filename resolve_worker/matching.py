@@ -1,26 +1,26 @@
-"""Entity resolution rules, pure: identities in, clusters with confidence and evidence out.
+"""Entity resolution, pure: identities in, one mapping per identity (entity, confidence, evidence) out.
 
-This is the deterministic core: persons by normalised email, companies by non-webmail domain or
-normalised legal name. Identities sharing evidence are joined with union-find; an existing entity
-id is kept when a cluster already has one, so ids stay stable across runs. The fuzzy layer
-(names, nicknames, phonetics) builds on these clusters in the entity-resolution issue.
+Companies are resolved first (shared website/email domains, legal-suffix-normalised and fuzzy
+names), then persons (identifying emails, source links such as a Gong party's user, and fuzzy
+names supported by company, phone and title), because a person's company is evidence for the
+person. Each step: normalise (``normalise``), block (``blocking``), score pairs (``scoring``),
+cluster best link first with vetoes (``clustering``). Manual decisions (pins, merges, splits)
+are constraints every run applies. Entity ids are reused so they stay stable across runs.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
+import functools
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-# Addresses many people share never identify one person.
-SHARED_LOCAL_PARTS = frozenset({"sales", "support", "info", "hello", "contact", "admin", "team", "billing",
-                                "noreply", "no-reply", "help", "office", "marketing", "hr", "jobs"})
-WEBMAIL = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "hotmail.com", "live.com",
-                     "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.com", "msn.com"})
-# Legal forms, removed only at the end of a name ("Co-op Bank" keeps its "Co").
-_LEGAL = re.compile(r"((^|\s+)(incorporated|inc|llc|l\.l\.c|ltd|limited|gmbh|corp|corporation|co|company|plc|sa|ag|bv)\.?)+$")
+from resolve_worker import blocking, clustering, scoring
+from resolve_worker import normalise as nz
+from resolve_worker.normalise import (SHARED_LOCAL_PARTS, WEBMAIL, is_shared_inbox,  # noqa: F401 - API
+                                      normalise_company_name, normalise_domain, normalise_email)
+
+Key = tuple[str, str, str]
 
 
 @dataclass
@@ -36,15 +36,21 @@ class IdentityRow:
     company_source_id: Optional[str] = None
     existing_entity_id: Optional[str] = None
     pinned: bool = False
+    phone: Optional[str] = None
+    title: Optional[str] = None
+    company_name: Optional[str] = None
+    linked_key: Optional[Key] = None  # the source itself says this is that identity (gong party -> user)
+    is_internal: Optional[bool] = None
+    changed: bool = False  # updated in its source since the last run: scored again like a new one
 
     @property
-    def key(self) -> tuple[str, str, str]:
+    def key(self) -> Key:
         return (self.source, self.source_type, self.source_id)
 
 
 @dataclass
 class Mapping:
-    key: tuple[str, str, str]
+    key: Key
     entity_type: str
     entity_id: str
     confidence: float
@@ -52,123 +58,298 @@ class Mapping:
     evidence: dict
 
 
-def normalise_email(raw: Optional[str]) -> Optional[str]:
-    if not raw or "@" not in raw:
-        return None
-    local, _, domain = raw.strip().lower().rpartition("@")
-    local = local.split("+", 1)[0]
-    if domain in ("gmail.com", "googlemail.com"):
-        local, domain = local.replace(".", ""), "gmail.com"
-    if not local or not domain or "." not in domain:
-        return None
-    return f"{local}@{domain}"
+@dataclass
+class Constraints:
+    """Manual decisions: groups that must be one entity (with its id) and groups kept apart."""
+
+    must: list[tuple[list[Key], str]] = field(default_factory=list)
+    cannot: list[tuple[list[Key], list[Key]]] = field(default_factory=list)
 
 
-def is_shared_inbox(email: str) -> bool:
-    return email.split("@", 1)[0] in SHARED_LOCAL_PARTS
+def resolve(rows: Iterable[IdentityRow], *, incremental: bool = False,
+            constraints: Optional[Constraints] = None, pair_log: Optional[list] = None) -> list[Mapping]:
+    """Cluster companies then persons; one mapping per identity.
 
-
-def normalise_domain(raw: Optional[str]) -> Optional[str]:
-    if not raw:
-        return None
-    value = raw.strip().lower()
-    value = re.sub(r"^[a-z]+://", "", value).split("/", 1)[0].split("@")[-1]
-    value = value.removeprefix("www.")
-    return value if "." in value else None
-
-
-def normalise_company_name(raw: Optional[str]) -> Optional[str]:
-    if not raw:
-        return None
-    text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[^a-z0-9.]+", " ", text.replace(",", " ")).strip()
-    text = _LEGAL.sub("", text).replace(".", " ")
-    text = re.sub(r"\s+", " ", text).strip()
-    return text or None
-
-
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict = {}
-
-    def find(self, x):  # noqa: ANN001, ANN201
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a, b) -> None:  # noqa: ANN001
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def resolve(rows: Iterable[IdentityRow]) -> list[Mapping]:
-    """Cluster persons by email and companies by domain/name; one mapping per identity."""
+    ``incremental``: identities that already have an entity keep it and stay together; only pairs
+    involving a new identity are scored, so new identities attach to existing entities (and may
+    join two of them when the evidence allows) or form new ones. ``pair_log``, when given, receives
+    (key, key, confidence) of every scored pair (calibration).
+    """
     rows = list(rows)
-    persons = [r for r in rows if r.entity_type == "person"]
+    constraints = constraints or Constraints()
     companies = [r for r in rows if r.entity_type == "company"]
-    mappings = _cluster(companies, _company_evidence, "company")
-    mappings += _cluster(persons, _person_evidence, "person")
-    return mappings
+    persons = [r for r in rows if r.entity_type == "person"]
+    company_maps = _resolve_companies(companies, incremental, constraints, pair_log)
+    context = _CompanyContext(companies, company_maps)
+    return company_maps + _resolve_persons(persons, context, incremental, constraints, pair_log)
 
 
-def _person_evidence(row: IdentityRow) -> list[tuple[str, str]]:
-    out = []
-    for raw in row.emails:
-        email = normalise_email(raw)
-        if email and not is_shared_inbox(email):
-            out.append(("email", email))
-    return out
+# ---------------------------------------------------------------------------- companies
+def _company_record(i: int, row: IdentityRow) -> scoring.CompanyRecord:
+    return scoring.CompanyRecord(i, nz.normalise_company_name(row.name), frozenset(nz.company_domains(row.domains)),
+                                 nz.normalise_phone(row.phone))
 
 
-def _company_evidence(row: IdentityRow) -> list[tuple[str, str]]:
-    out = [("domain", d) for d in (normalise_domain(x) for x in row.domains) if d and d not in WEBMAIL]
-    name = normalise_company_name(row.name)
-    if name:
-        out.append(("name", name))
-    return out
-
-
-def _cluster(rows: list[IdentityRow], evidence_of, entity_type: str) -> list[Mapping]:  # noqa: ANN001
-    uf = _UnionFind()
-    first_by_value: dict[tuple[str, str], tuple] = {}
-    evidence: dict[tuple, list[tuple[str, str]]] = {}
-    for row in rows:
-        uf.find(row.key)
+def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: Constraints,
+                       pair_log: Optional[list]) -> list[Mapping]:
+    records = [_company_record(i, r) for i, r in enumerate(rows)]
+    exact: dict = defaultdict(list)
+    fuzzy: dict = defaultdict(list)
+    for i, (row, rec) in enumerate(zip(rows, records)):
         if row.pinned:
-            continue  # a manual decision is never moved by evidence
-        evidence[row.key] = evidence_of(row)
-        for item in evidence[row.key]:
-            other = first_by_value.setdefault(item, row.key)
-            if other != row.key:
-                uf.union(other, row.key)
-    members: dict[tuple, list[IdentityRow]] = {}
-    for row in rows:
-        members.setdefault(uf.find(row.key), []).append(row)
-    out: list[Mapping] = []
-    for group in members.values():
-        existing = Counter(r.existing_entity_id for r in group if r.existing_entity_id and not r.pinned)
-        entity_id = existing.most_common(1)[0][0] if existing else str(uuid.uuid4())
-        for row in group:
-            if row.pinned and row.existing_entity_id:
-                out.append(Mapping(row.key, entity_type, row.existing_entity_id, 1.0, "manual", {"pinned": True}))
-                continue
-            shared = _shared(row, group, evidence)
-            method = shared[0][0] + "_exact" if shared else "singleton"
-            confidence = 0.99 if shared else 1.0
-            out.append(Mapping(row.key, entity_type, entity_id, confidence, method,
-                               {"matched_on": [f"{k}={v}" for k, v in shared[:5]], "cluster_size": len(group)}))
+            continue
+        for d in rec.domains:
+            exact[("domain", d)].append(i)
+        if rec.name:
+            exact[("name", rec.name)].append(i)
+            tokens = rec.name.split()
+            fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1])[:3] if len(tokens) > 1 else "")].append(i)
+    summaries = [scoring.CompanySummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
+    return _cluster(rows, records, summaries, exact, fuzzy,
+                    [rec.name or "" for rec in records], scoring.score_companies, incremental, constraints,
+                    "company", links=[], pair_log=pair_log)
+
+
+class _CompanyContext:
+    """Where a person works, as company entity ids: by company identity, company name, email domain."""
+
+    def __init__(self, rows: list[IdentityRow], maps: list[Mapping]):
+        self.by_key = {m.key: m.entity_id for m in maps}
+        by_row = {r.key: r for r in rows}
+        names: dict[str, set[str]] = defaultdict(set)
+        domains: dict[str, set[str]] = defaultdict(set)
+        for m in maps:
+            row = by_row[m.key]
+            name = nz.normalise_company_name(row.name)
+            if name:
+                names[name].add(m.entity_id)
+            for d in nz.company_domains(row.domains):
+                domains[d].add(m.entity_id)
+        # a name or domain shared by two companies says nothing on its own
+        self.by_name = {k: next(iter(v)) for k, v in names.items() if len(v) == 1}
+        self.by_domain = {k: next(iter(v)) for k, v in domains.items() if len(v) == 1}
+
+    def of(self, row: IdentityRow, work_domains: Iterable[str]) -> frozenset[str]:
+        out = set()
+        if row.company_source_id:
+            eid = self.by_key.get((row.source, row.company_source_type, row.company_source_id))
+            if eid:
+                out.add(eid)
+        name = nz.normalise_company_name(row.company_name)
+        if name:
+            out.add(self.by_name.get(name, "name:" + name))
+        for d in work_domains:
+            if d in self.by_domain:
+                out.add(self.by_domain[d])
+        return frozenset(out)
+
+
+# ---------------------------------------------------------------------------- persons
+def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
+    """Addresses that identify nobody: seen with names that cannot be one person (a team mailbox
+    under a personal name), or a personal (webmail) address seen at two unrelated employers."""
+    names: dict[str, set] = defaultdict(set)
+    employers: dict[str, set] = defaultdict(set)
+    for name, emails, companies, work in parsed:
+        employer = companies | work
+        for email in emails:
+            if name is not None and len(names[email]) < 8:
+                names[email].add(name)
+            if employer and _email_facts(email)[1] is None and len(employers[email]) < 8:
+                employers[email].add(employer)
+    out = set()
+    for email, seen in names.items():
+        if len(seen) > 1:
+            seen = list(seen)
+            if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
+                out.add(email)
+    for email, seen in employers.items():
+        if len(seen) > 1:
+            seen = list(seen)
+            if any(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:]):
+                out.add(email)
     return out
 
 
-def _shared(row: IdentityRow, group: list[IdentityRow], evidence: dict) -> list[tuple[str, str]]:
-    mine = set(evidence.get(row.key, []))
-    if len(group) == 1 or not mine:
-        return []
-    others = set()
-    for other in group:
-        if other.key != row.key:
-            others.update(evidence.get(other.key, []))
-    return sorted(mine & others)
+@functools.lru_cache(maxsize=262_144)
+def _email_facts(email: str) -> tuple[bool, Optional[str]]:
+    """(is a shared inbox, employer domain or None) of a normalised address."""
+    domain = nz.registrable(nz.email_domain(email))
+    return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
+
+
+def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremental: bool,
+                     constraints: Constraints, pair_log: Optional[list]) -> list[Mapping]:
+    parsed = []
+    for row in rows:
+        emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
+        work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+        parsed.append((nz.parse_person_name(row.name), emails, context.of(row, work), work))
+    ambiguous = _ambiguous_emails(parsed)
+    records = []
+    for i, (row, (name, emails, companies, _)) in enumerate(zip(rows, parsed)):
+        if ambiguous:
+            emails = [e for e in emails if e not in ambiguous]
+        work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+        records.append(scoring.PersonRecord(
+            i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
+            nz.normalise_title(row.title), companies, bool(row.is_internal)))
+    exact: dict = defaultdict(list)
+    fuzzy: dict = defaultdict(list)
+    # name-only blocks grow with the square of a common name's count: they only pair a record that
+    # has no employer to go by (a phone-only party, a personal address) with the others
+    by_name: dict = defaultdict(list)
+    no_employer = [not (rec.companies or rec.work_domains) for rec in records]
+    signatures: set = set()
+    for i, (row, rec) in enumerate(zip(rows, records)):
+        if row.pinned:
+            continue
+        for e in rec.emails:
+            exact[("email", e)].append(i)
+        signature = (rec.name, rec.emails, rec.phone, rec.companies)
+        if rec.emails and signature in signatures and not incremental:
+            continue  # an exact duplicate with an identifying email: its email links it already
+        signatures.add(signature)
+        if rec.phone:
+            fuzzy[("phone", rec.phone)].append(i)
+        if rec.name is None:
+            continue
+        last_key = nz.phonetic(rec.name.last) if rec.name.last else "?"
+        firsts = _first_keys(rec.name.first)
+        for ctx in rec.companies | rec.work_domains:
+            fuzzy[("company_last", ctx, last_key)].append(i)
+            for f in firsts:
+                fuzzy[("company_first", ctx, f)].append(i)
+        if rec.name.last:
+            for f in firsts:
+                by_name[("name", last_key, f)].append(i)
+    index = {r.key: i for i, r in enumerate(rows)}
+    links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
+             for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
+             and not rows[index[r.linked_key]].pinned]
+    summaries = [scoring.PersonSummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
+    return _cluster(rows, records, summaries, exact, fuzzy,
+                    [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
+                    incremental, constraints, "person", links=links, pair_log=pair_log,
+                    name_blocks=(by_name, no_employer))
+
+
+def _first_keys(first: str) -> set[str]:
+    if len(first) <= 1:
+        return {first}
+    return set(nz.canonical_first_names(first))
+
+
+# ---------------------------------------------------------------------------- clustering
+_METHOD_BY_EVIDENCE = (("linked=", "source_link"), ("email=", "email_exact"), ("domain=", "domain_exact"),
+                       ("name=", "name_exact"), ("phone=", "phone_exact"))
+
+
+def _method(why: list[str]) -> str:
+    for prefix, method in _METHOD_BY_EVIDENCE:
+        if any(w.startswith(prefix) for w in why):
+            return method
+    return "name_fuzzy"
+
+
+def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
+             constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
+             name_blocks: Optional[tuple] = None) -> list[Mapping]:
+    n = len(rows)
+    is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
+    clusters = clustering.Clusters(n, summaries)
+    index = {r.key: i for i, r in enumerate(rows)}
+    _apply_constraints(clusters, rows, index, constraints)
+    if incremental:
+        by_entity: dict[str, int] = {}
+        for i, r in enumerate(rows):
+            if r.existing_entity_id and not r.pinned:
+                clusters.union(by_entity.setdefault(r.existing_entity_id, i), i, force=True)
+    scored: dict[tuple[int, int], tuple[float, list[str]]] = {}
+    by_signature: dict[tuple[int, int], tuple[float, list[str]]] = {}
+    signature_ids: dict = {}
+    signature = [signature_ids.setdefault(rec.signature(), len(signature_ids)) for rec in records]
+    pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
+    pairs += list(blocking.candidate_pairs(fuzzy, names, is_new))
+    if name_blocks:
+        pairs += list(blocking.candidate_pairs(name_blocks[0], names, is_new, need=name_blocks[1]))
+    for a, b in pairs:
+        if (a, b) in scored or (b, a) in scored:
+            continue
+        # identical records (a rep on every call) compare the same way: score each kind of pair once
+        pair_kind = (signature[a], signature[b])
+        result = by_signature.get(pair_kind)
+        if result is None:
+            result = by_signature[pair_kind] = score_fn(records[a], records[b])
+        scored[(a, b)] = result
+        links.append((scoring.confidence(result[0]), a, b, (None, result[1])))
+    if pair_log is not None:
+        pair_log.extend((rows[a].key, rows[b].key, conf) for conf, a, b, _ in links)
+    applied = clustering.apply_links(clusters, links, scoring.THRESHOLD)
+    best: dict[int, tuple[float, int, tuple]] = {}
+    for (a, b), payload in applied.items():
+        conf = _conf_of(payload, scored, a, b)
+        for me, other in ((a, b), (b, a)):
+            if me not in best or conf > best[me][0]:
+                best[me] = (conf, other, payload)
+    return _mappings(rows, clusters, best, entity_type)
+
+
+def _conf_of(payload, scored, a, b) -> float:  # noqa: ANN001
+    if (a, b) in scored:
+        return scoring.confidence(scored[(a, b)][0])
+    return 0.999 if payload[0] == "source_link" else 1.0
+
+
+def _apply_constraints(clusters: clustering.Clusters, rows: list[IdentityRow], index: dict,
+                       constraints: Constraints) -> None:
+    for keys, entity_id in constraints.must:
+        members = [index[k] for k in keys if k in index and not rows[index[k]].pinned]
+        for m in members[1:]:
+            clusters.union(members[0], m, manual=True)
+        if members:
+            clusters.set_anchor(members[0], entity_id)
+    for tag, (group_a, group_b) in enumerate(constraints.cannot, start=1):
+        clusters.add_cannot_link([index[k] for k in group_a if k in index],
+                                 [index[k] for k in group_b if k in index], tag)
+
+
+def _mappings(rows: list[IdentityRow], clusters: clustering.Clusters, best: dict, entity_type: str) -> list[Mapping]:
+    groups = sorted(clusters.groups().items(), key=lambda kv: -len(kv[1]))
+    pinned_ids = {r.existing_entity_id for r in rows if r.pinned and r.existing_entity_id}
+    taken: set[str] = set(pinned_ids)
+    out: list[Mapping] = []
+    for root, members in groups:
+        live = [m for m in members if not rows[m].pinned]
+        if not live:
+            for m in members:
+                out.append(_pinned(rows[m], entity_type))
+            continue
+        entity_id = clusters.anchor[root]
+        if entity_id is None:
+            existing = Counter(rows[m].existing_entity_id for m in live if rows[m].existing_entity_id)
+            entity_id = next((eid for eid, _ in existing.most_common() if eid not in taken), None)
+        entity_id = entity_id or str(uuid.uuid4())
+        taken.add(entity_id)
+        for m in members:
+            row = rows[m]
+            if row.pinned:
+                out.append(_pinned(row, entity_type))
+            elif m in best and len(live) > 1:
+                conf, other, (method, why) = best[m]
+                method = method or _method(why)
+                out.append(Mapping(row.key, entity_type, entity_id, conf, method,
+                                   {"matched_on": why, "linked_to": list(rows[other].key),
+                                    "cluster_size": len(live)}))
+            elif len(live) > 1:
+                out.append(Mapping(row.key, entity_type, entity_id, 1.0, "manual" if clusters.anchor[root]
+                                   else "existing", {"matched_on": [], "cluster_size": len(live)}))
+            else:
+                out.append(Mapping(row.key, entity_type, entity_id, 1.0, "singleton",
+                                   {"matched_on": [], "cluster_size": 1}))
+    return out
+
+
+def _pinned(row: IdentityRow, entity_type: str) -> Mapping:
+    return Mapping(row.key, entity_type, row.existing_entity_id or str(uuid.uuid4()), 1.0, "manual",
+                   {"pinned": True})

@@ -11,14 +11,15 @@ from sqlalchemy.exc import OperationalError
 
 from common import celery_app as ca
 from common import metrics, runs, settings as settings_mod
-from resolve_worker import analytics, entities
+from resolve_worker import accuracy, analytics, entities
 
 
 @ca.task(ca.RESOLVE_ENTITIES, retry_on=(OperationalError,))
-def resolve_entities(self, *, run_id: str) -> dict:
+def resolve_entities(self, *, run_id: str, full: bool = False) -> dict:
     s = settings_mod.get()
-    stats = entities.resolve_all(s)
+    stats = entities.resolve_all(s, full=full)
     runs.phase(s, run_id, "resolve", status="done", **stats.__dict__)
+    accuracy.export(s)  # this process's gauge shows the latest labelled evaluation
     return stats.__dict__
 
 

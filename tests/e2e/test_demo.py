@@ -34,5 +34,10 @@ def test_demo_runs_end_to_end_and_its_counts_add_up(tmp_path):
     assert summary["sample_timeline"]["items"], "the summary shows a real timeline"
     assert summary["sample_answer"]["passages"][0]["score"] > 0.2
     assert "Timeline of" in proc.stdout and "succeeded" in proc.stdout
+    # one person and one company unified across sources, each identity with how it was linked
+    unified = {u["type"]: u for u in summary["unified"]}
+    assert len({i["source"] for i in unified["person"]["identities"]}) == 4
+    assert len({i["source"] for i in unified["company"]["identities"]}) >= 2
+    assert "One person across sources" in proc.stdout
     # nothing left running: the stack file is gone and a second demo can start at once
     assert not (tmp_path / "data" / "demo" / "stack.json").exists()

@@ -1,0 +1,289 @@
+"""Normalisation of the values entity resolution compares, pure and total (bad input gives None).
+
+Emails, domains, phones, company names and person names are reduced to the forms two tools
+would agree on. Nothing here raises on junk: empty, placeholder, over-long or non-text values
+normalise to ``None`` (or an empty part) so they never become evidence.
+"""
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import jellyfish
+
+MAX_LEN = 200  # longer values are junk or pasted text; they are cut before any comparison
+
+# Local parts many people share: such an address never identifies one person.
+SHARED_LOCAL_PARTS = frozenset({
+    "sales", "support", "info", "hello", "contact", "admin", "team", "billing", "noreply", "no-reply",
+    "help", "office", "marketing", "hr", "jobs", "accounts", "accounting", "ap", "ar", "finance",
+    "invoices", "payables", "procurement", "service", "webmaster", "postmaster", "enquiries", "inquiries",
+    "careers", "press", "legal", "security", "it", "ops", "operations", "orders", "customerservice",
+    "donotreply", "do-not-reply", "mail", "all", "everyone",
+})
+# Webmail providers: the domain says nothing about the employer.
+WEBMAIL = frozenset({
+    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.uk", "ymail.com", "outlook.com", "hotmail.com",
+    "hotmail.co.uk", "live.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com",
+    "gmx.com", "gmx.de", "gmx.net", "msn.com", "mail.com", "zoho.com", "yandex.com", "yandex.ru",
+    "fastmail.com", "hey.com", "web.de", "qq.com", "163.com", "comcast.net", "verizon.net", "att.net",
+})
+# Providers that ignore dots in the local part.
+_DOTLESS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+# Values people type when they do not know a name.
+PLACEHOLDERS = frozenset({
+    "n/a", "na", "n.a.", "none", "null", "nil", "unknown", "unknown user", "test", "test user", "tbd", "tba",
+    "-", "--", "?", "??", "x", "xx", "xxx", "user", "customer", "contact", "guest", "anonymous", "no name",
+    "noname", "not provided", "undefined", "todo", "asdf", "demo", "sample", "placeholder", "someone",
+    "first last", "firstname lastname", "john doe", "jane doe",
+})
+_LEGAL = re.compile(r"((^|\s+)(incorporated|inc|llc|l\.l\.c|ltd|limited|gmbh|corp|corporation|co|company|"
+                    r"plc|sa|ag|bv|llp|lp|pty|pte|srl|sarl|oy|ab|as|nv|kg|group|holdings)\.?)+$")
+_HONORIFIC = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "mx"})
+_GENERATIONAL = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "cpa", "esq", "mba"})
+_LAST_PREFIXES = frozenset({"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "du", "dos", "st"})
+
+
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffd]")
+
+
+def clip(raw: object) -> Optional[str]:
+    """Text or None: non-strings, empty, control and invisible characters dropped, cut to MAX_LEN."""
+    if not isinstance(raw, str):
+        return None
+    text = " ".join(_INVISIBLE.sub("", raw[:MAX_LEN * 2]).split())[:MAX_LEN]
+    return text or None
+
+
+def _text_cache(fn):  # noqa: ANN001, ANN202
+    """Memoise a normaliser of one text value: the same names and addresses recur across sources."""
+    cached = functools.lru_cache(maxsize=262_144)(fn)
+
+    @functools.wraps(fn)
+    def wrapper(raw: object):  # noqa: ANN202
+        return cached(raw) if isinstance(raw, str) else None
+
+    wrapper.cache_clear = cached.cache_clear
+    return wrapper
+
+
+# letters NFKD does not decompose into an ASCII base
+_FOLD = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "đ": "d",
+                       "Đ": "D", "þ": "th", "Þ": "TH", "œ": "oe", "Œ": "OE", "ı": "i"})
+
+
+def ascii_fold(text: str) -> str:
+    """Accents off, compatibility forms folded (ﬁ -> fi), lower case; other scripts dropped."""
+    return unicodedata.normalize("NFKD", text.translate(_FOLD)).encode("ascii", "ignore").decode().lower()
+
+
+@_text_cache
+def normalise_email(raw: object) -> Optional[str]:
+    text = clip(raw)
+    if not text or "@" not in text or " " in text.strip():
+        return None
+    local, _, domain = text.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    domain = domain.strip(".")
+    if domain in _DOTLESS:
+        local, domain = local.replace(".", ""), _DOTLESS[domain]
+    if not local or not domain or "." not in domain or "@" in local:
+        return None
+    if not re.fullmatch(r"[a-z0-9.\-]+", domain) or not re.fullmatch(r"[\w.'\-!#$%&*=?^`{|}~]+", local):
+        return None
+    return f"{local}@{domain}"
+
+
+def is_shared_inbox(email: str) -> bool:
+    return email.split("@", 1)[0] in SHARED_LOCAL_PARTS
+
+
+def email_domain(email: str) -> str:
+    return email.rsplit("@", 1)[1]
+
+
+def is_webmail(domain: Optional[str]) -> bool:
+    return bool(domain) and (domain in WEBMAIL or registrable(domain) in WEBMAIL)
+
+
+@_text_cache
+def normalise_domain(raw: object) -> Optional[str]:
+    text = clip(raw)
+    if not text:
+        return None
+    value = re.sub(r"^[a-z]+://", "", text.strip().lower()).split("/", 1)[0].split("?", 1)[0]
+    value = value.split("@")[-1].split(":", 1)[0].strip(".")
+    value = value.removeprefix("www.")
+    if "." not in value or not re.fullmatch(r"[a-z0-9.\-]+", value):
+        return None
+    return value
+
+
+# Second-level public suffixes common in company domains (acme.co.uk is registrable, co.uk is not).
+_SECOND_LEVEL = frozenset({"co.uk", "org.uk", "ac.uk", "com.au", "net.au", "co.nz", "co.jp", "com.br",
+                           "com.mx", "co.in", "co.za", "com.sg", "com.cn", "co.kr", "com.tr"})
+
+
+def registrable(domain: str) -> str:
+    """The part of a domain its owner registered: mail.eu.acme.com -> acme.com."""
+    parts = domain.split(".")
+    keep = 3 if ".".join(parts[-2:]) in _SECOND_LEVEL else 2
+    return ".".join(parts[-keep:])
+
+
+def company_domains(raws: list) -> list[str]:
+    """Registrable, non-webmail domains, first seen first."""
+    out: list[str] = []
+    for raw in raws:
+        d = normalise_domain(raw)
+        if d and not is_webmail(d):
+            d = registrable(d)
+            if d not in out:
+                out.append(d)
+    return out
+
+
+@_text_cache
+def normalise_company_name(raw: object) -> Optional[str]:
+    text = clip(raw)
+    if not text:
+        return None
+    text = ascii_fold(text)
+    text = re.sub(r"[^a-z0-9.&]+", " ", text.replace(",", " ")).strip()
+    text = re.sub(r"^the\s+", "", text)
+    text = _LEGAL.sub("", text).replace(".", " ")
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text or text in PLACEHOLDERS:
+        return None
+    return text
+
+
+@_text_cache
+def normalise_phone(raw: object) -> Optional[str]:
+    """The last ten digits (national number, extension dropped); None when too short to mean much."""
+    text = clip(raw)
+    if not text:
+        return None
+    text = re.split(r"(?i)\s*(x|ext\.?|extension)\s*\d+$", text)[0]
+    digits = re.sub(r"\D", "", text)
+    return digits[-10:] if len(digits) >= 7 else None
+
+
+@_text_cache
+def normalise_title(raw: object) -> Optional[str]:
+    text = clip(raw)
+    return " ".join(re.findall(r"[a-z0-9]+", ascii_fold(text))) or None if text else None
+
+
+class PersonName(NamedTuple):
+    first: str  # lower-case ascii, may be one initial
+    last: str
+    full: str  # "first last"
+
+
+def _tokens(text: str) -> list[str]:
+    text = ascii_fold(text)
+    text = re.sub(r"\([^)]*\)", " ", text)  # "Robert (Bob) Smith"
+    return [t for t in re.findall(r"[a-z0-9]+(?:['\-][a-z0-9]+)*", text.replace(".", ". "))
+            if any(c.isalpha() for c in t)]
+
+
+@_text_cache
+def parse_person_name(raw: object) -> Optional[PersonName]:
+    """First and last name from how tools write them: "Last, First", initials, accents, honorifics."""
+    text = clip(raw)
+    if not text or "@" in text or text.strip().lower() in PLACEHOLDERS:
+        return None
+    if "," in text:
+        last_part, _, first_part = text.partition(",")
+        first_tokens, last_tokens = _tokens(first_part), _tokens(last_part)
+        first_tokens = [t for t in first_tokens if t not in _GENERATIONAL]
+        tokens = first_tokens[:1] + last_tokens if first_tokens else last_tokens
+        if first_tokens and last_tokens:
+            return _make(first_tokens[0], last_tokens)
+    tokens = [t for t in _tokens(text) if t not in _HONORIFIC and t not in _GENERATIONAL]
+    if not tokens or " ".join(tokens) in PLACEHOLDERS:
+        return None
+    if len(tokens) == 1:
+        return _make(tokens[0], [])
+    # middle names and initials drop; particles stay with the last name ("van der berg")
+    last = [tokens[-1]]
+    i = len(tokens) - 2
+    while i >= 1 and tokens[i] in _LAST_PREFIXES:
+        last.insert(0, tokens[i])
+        i -= 1
+    return _make(tokens[0], last)
+
+
+def _make(first: str, last_tokens: list[str]) -> Optional[PersonName]:
+    last = "".join(t.replace("'", "").replace("-", "") for t in last_tokens)
+    first = first.replace("'", "").replace("-", "")
+    if not first and not last:
+        return None
+    return PersonName(first, last, f"{first} {last}".strip())
+
+
+@functools.lru_cache(maxsize=65536)
+def first_name_forms(first: str) -> frozenset[str]:
+    """The name, the formal names it shortens and their nicknames (bob -> robert, rob, bobby...).
+
+    One step only: the genealogical nickname list links many names through rare forms, and
+    following those chains would make Robert agree with William.
+    """
+    if len(first) <= 1:
+        return frozenset({first})
+    forms = {first}
+    for formal in canonical_first_names(first):
+        forms.add(formal)
+        forms.update(_nicknames_of(formal))
+    return frozenset(forms)
+
+
+@functools.lru_cache(maxsize=65536)
+def canonical_first_names(first: str) -> frozenset[str]:
+    """The formal names a first name may stand for: itself when it is a formal name (robert),
+    else the formal names it is a nickname of (bob -> robert)."""
+    if _nicknames_of(first):
+        return frozenset({first})
+    extra = {c for c, nicks in _extra_nicknames().items() if first in nicks}
+    return frozenset({first} | set(_nicknamer().canonicals_of(first)) | extra)
+
+
+def _nicknames_of(formal: str) -> frozenset[str]:
+    return frozenset(_nicknamer().nicknames_of(formal)) | _extra_nicknames().get(formal, frozenset())
+
+
+@functools.lru_cache(maxsize=1)
+def _nicknamer():  # noqa: ANN202 - the package's own class
+    from nicknames import NickNamer
+
+    return NickNamer()
+
+
+@functools.lru_cache(maxsize=1)
+def _extra_nicknames() -> dict[str, frozenset[str]]:
+    out: dict[str, frozenset[str]] = {}
+    for line in (Path(__file__).parent / "nicknames_extra.csv").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            canonical, *nicks = line.strip().split(",")
+            out[canonical] = out.get(canonical, frozenset()) | frozenset(nicks)
+    return out
+
+
+def local_part_fits_name(local: str, name: Optional["PersonName"]) -> bool:
+    """Whether an address's local part is built from the name (jsmith, john.smith, smith.j, ...)."""
+    if name is None or not name.first or not name.last:
+        return False
+    bare = re.sub(r"[^a-z0-9]", "", ascii_fold(local))
+    f, l_ = name.first, name.last
+    forms = {f + l_, f[0] + l_, f, f + l_[0], l_ + f, l_ + f[0], l_}
+    forms |= {c + l_ for c in canonical_first_names(f)} | {c for c in canonical_first_names(f)}
+    return bare in forms
+
+
+@functools.lru_cache(maxsize=65536)
+def phonetic(word: str) -> str:
+    return jellyfish.metaphone(word) if word else ""

@@ -1,0 +1,263 @@
+"""Entity-resolution rules one by one (pure): email, names, supporting evidence, companies, no chaining,
+overrides as constraints, bad input, blocking and calibration helpers."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from resolve_worker import blocking, evaluation, overrides, scoring
+from resolve_worker import normalise as nz
+from resolve_worker.matching import Constraints, IdentityRow, resolve
+
+
+def person(source, sid, name=None, *emails, phone=None, title=None, company=None, existing=None, internal=None):
+    return IdentityRow(source, "contacts", sid, "person", name=name, emails=list(emails), phone=phone, title=title,
+                       company_name=company, existing_entity_id=existing, is_internal=internal)
+
+
+def company(source, sid, name=None, *domains):
+    return IdentityRow(source, "companies", sid, "company", name=name, domains=list(domains))
+
+
+def same(rows, a=0, b=1, **kw):
+    m = {x.key: x for x in resolve(rows, **kw)}
+    return m[rows[a].key].entity_id == m[rows[b].key].entity_id
+
+
+# ----------------------------------------------------------------------------- normalisation
+@pytest.mark.parametrize("raw, expected", [
+    ("Smith, Bob", ("bob", "smith")), ("Dr. Robert J. Smith Jr.", ("robert", "smith")),
+    ("José Hernández", ("jose", "hernandez")), ("Anna van der Berg", ("anna", "vanderberg")),
+    ("Mary O'Brien", ("mary", "obrien")), ("Robert (Bob) Smith", ("robert", "smith")),
+    ("Søren", ("soren", "")), ("R. Smith", ("r", "smith")),
+])
+def test_person_names_parse(raw, expected):
+    parsed = nz.parse_person_name(raw)
+    assert (parsed.first, parsed.last) == expected
+
+
+@pytest.mark.parametrize("raw", [None, "", "   ", "N/A", "unknown", "Test", "TBD", "-", "???", "john@acme.com",
+                                 "\u200b\u200b", 42, ["Bob"], "(404) 561-2588"])
+def test_placeholder_and_junk_names_are_no_name(raw):
+    assert nz.parse_person_name(raw) is None
+
+
+def test_very_long_and_control_strings_are_clipped():
+    text = nz.clip("Bob\x00\x07 " + "x" * 10_000)
+    assert len(text) <= nz.MAX_LEN and "\x00" not in text
+
+
+@pytest.mark.parametrize("nick, formal", [("bob", "robert"), ("liz", "elizabeth"), ("bill", "william"),
+                                          ("katie", "katherine"), ("pepe", "jose"), ("peggy", "margaret")])
+def test_nicknames_agree_with_formal_names(nick, formal):
+    assert scoring.first_names_agree(nick, formal)
+
+
+def test_unrelated_first_names_do_not_agree():
+    assert not scoring.first_names_agree("robert", "william")
+
+
+@pytest.mark.parametrize("raw, expected", [("søren_smith@acme.co", "søren_smith@acme.co"), ("a b@acme.com", None),
+                                           ("bob@@acme.com", None), ("bob@acme", None), ("x" * 500 + "@a.com", None)])
+def test_email_edge_cases(raw, expected):
+    assert nz.normalise_email(raw) == expected
+
+
+@pytest.mark.parametrize("raw, expected", [("(415) 555-0101", "4155550101"), ("+1.415.555.0101", "4155550101"),
+                                           ("415-555-0101 ext. 12", "4155550101"), ("12", None), (None, None)])
+def test_phone_normalisation(raw, expected):
+    assert nz.normalise_phone(raw) == expected
+
+
+def test_company_domains_registrable_non_webmail():
+    assert nz.company_domains(["https://www.mail.eu.acme.com/x", "gmail.com", "acme.co.uk", "acme.com"]) == \
+        ["acme.com", "acme.co.uk"]
+
+
+@pytest.mark.parametrize("name", ["Acme GmbH", "The Acme Group", "ACME Corporation", "Acme Ltd.", "Acme, LLC"])
+def test_company_legal_forms_normalise_away(name):
+    assert nz.normalise_company_name(name) == "acme"
+
+
+# ----------------------------------------------------------------------------- persons
+def test_nickname_and_last_first_order_join_at_one_company():
+    rows = [person("gong", "1", "Bob Smith", "bob.smith@acme.com"),
+            person("hubspot", "2", "Smith, Robert", company="Acme Inc", phone="415 555 0101"),
+            person("salesforce", "3", "Robert Smith", "bob.smith@acme.com", phone="(415) 555-0101")]
+    assert same(rows, 0, 1) and same(rows, 1, 2)
+
+
+def test_accents_and_one_typo_join_with_supporting_evidence():
+    rows = [person("gong", "1", "José Hernández", "jh@acme.com", title="CFO"),
+            person("hubspot", "2", "Jose Hernadez", "jh@acme.com")]
+    assert same(rows)
+    rows = [person("gong", "1", "José Hernández", phone="4155550101", title="CFO", company="Acme"),
+            person("hubspot", "2", "Jose Hernandez", phone="+1 415 555 0101", company="ACME Inc.")]
+    assert same(rows)
+
+
+def test_same_name_at_different_companies_stays_apart():
+    rows = [person("hubspot", "1", "John Smith", "john.smith@acme.com"),
+            person("salesforce", "2", "John Smith", "john.smith@globex.com")]
+    assert not same(rows)
+
+
+def test_same_name_without_any_other_evidence_stays_apart():
+    rows = [person("gong", "1", "John Smith"), person("slack", "2", "John Smith")]
+    assert not same(rows)
+
+
+def test_work_and_personal_address_of_one_person_join_through_a_record_with_both():
+    rows = [person("gong", "1", "Ann Lee", "ann.lee@acme.com"),
+            person("salesforce", "2", "Ann Lee", "annlee77@gmail.com"),
+            person("hubspot", "3", "Ann Lee", "ann.lee@acme.com", "annlee77@gmail.com")]
+    assert same(rows, 0, 1)
+
+
+def test_an_address_seen_with_different_names_identifies_nobody():
+    rows = [person("gong", "1", "Carol White", "team.lead@acme.com"),
+            person("slack", "2", "Dan Brown", "team.lead@acme.com")]
+    assert not same(rows)
+
+
+def test_different_work_addresses_at_one_company_are_two_people():
+    rows = [person("gong", "1", "Matt Taylor", "mtaylor@acme.com"),
+            person("slack", "2", "Matthew Taylor", "matthewt@acme.com")]
+    assert not same(rows)
+
+
+def test_internal_aliases_join():
+    rows = [person("gong", "1", "Sarah Whitfield", "sarah.whitfield@payready.com", internal=True),
+            person("hubspot", "2", "Sarah Whitfield", "swhitfield@payready.com", internal=True)]
+    assert same(rows)
+
+
+def test_double_barrelled_or_numbered_last_names_are_different_people():
+    for a, b in (("Sarah Whitfield", "Sarah Whitfield-Okafor"), ("Sarah Whitfield1", "Sarah Whitfield2")):
+        rows = [person("gong", "1", a, phone="4155550101"), person("slack", "2", b, phone="4155550101")]
+        assert not same(rows)
+
+
+def test_no_chaining_through_a_bridge_with_conflicting_names():
+    # A bridge record shares an address with Alice and a phone with Bob: Alice and Bob never join
+    rows = [person("gong", "1", "Alice Jones", "alice@acme.com"),
+            person("slack", "2", "Bob Brown", phone="4155550101"),
+            person("hubspot", "3", "Alice Jones", "alice@acme.com", phone="4155550101")]
+    m = {x.key: x.entity_id for x in resolve(rows)}
+    assert m[rows[0].key] != m[rows[1].key]
+
+
+def test_source_link_joins_a_party_to_its_user():
+    user = person("gong", "u1", "Sam Lee", "sam@payready.com")
+    party = IdentityRow("gong", "parties", "p1", "person", name="Sam", linked_key=("gong", "contacts", "u1"))
+    out = {x.key: x for x in resolve([user, party])}
+    assert out[party.key].entity_id == out[user.key].entity_id and out[party.key].method == "source_link"
+
+
+def test_confidence_method_and_evidence_explain_a_link():
+    rows = [person("gong", "1", "Bob Smith", "bob@acme.com"), person("hubspot", "2", "Robert Smith", "bob@acme.com")]
+    m = {x.key: x for x in resolve(rows)}[rows[1].key]
+    assert m.method == "email_exact" and scoring.THRESHOLD <= m.confidence < 1
+    assert "email=bob@acme.com" in m.evidence["matched_on"] and m.evidence["linked_to"] == list(rows[0].key)
+
+
+# ----------------------------------------------------------------------------- companies
+def test_companies_join_on_www_and_subdomains_and_stay_apart_on_webmail():
+    rows = [company("hubspot", "1", "Acme Inc", "https://www.acme.com"), company("salesforce", "2", "Acme", "eu.acme.com"),
+            company("hubspot", "3", "Blue Bakery", "gmail.com"), company("salesforce", "4", "Red Plumbing", "gmail.com")]
+    assert same(rows, 0, 1) and not same(rows, 2, 3)
+
+
+def test_company_with_several_domains_joins_each():
+    rows = [company("hubspot", "1", "Acme", "acme.com", "acmehq.com"), company("salesforce", "2", "Acme", "acmehq.com")]
+    assert same(rows)
+
+
+def test_same_company_name_with_unrelated_domains_stays_apart():
+    rows = [company("hubspot", "1", "Summit", "summit-dental.com"), company("salesforce", "2", "Summit", "peakfreight.io")]
+    assert not same(rows)
+
+
+def test_shared_parent_domain_does_not_merge_differently_named_companies():
+    rows = [company("salesforce", "1", "Cascade Foods", "cascadecorp.com"),
+            company("salesforce", "2", "Cascade Properties", "cascadecorp.com")]
+    assert not same(rows)
+
+
+def test_fuzzy_company_names_join():
+    rows = [company("hubspot", "1", "Massive Dynamic, Inc."), company("salesforce", "2", "MASSIVE DYNAMICS Corporation")]
+    assert same(rows)
+
+
+# ----------------------------------------------------------------------------- incremental and overrides
+def test_incremental_keeps_existing_entities_and_attaches_new_identities():
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    rows = [person("gong", "1", "Bob Smith", "bob@acme.com", existing=a),
+            person("hubspot", "2", "Ann Lee", "ann@acme.com", existing=b),
+            person("slack", "3", "Robert Smith", "bob@acme.com")]
+    m = {x.key: x.entity_id for x in resolve(rows, incremental=True)}
+    assert m[rows[2].key] == a and m[rows[1].key] == b
+
+
+def test_manual_merge_and_split_are_constraints():
+    keep, new = str(uuid.uuid4()), str(uuid.uuid4())
+    rows = [person("gong", "1", "Bob Smith", "bob@acme.com"), person("hubspot", "2", "Ann Lee", "ann@acme.com"),
+            person("slack", "3", "Bob Smith", "bob@acme.com")]
+    merged = Constraints(must=[([rows[0].key, rows[1].key], keep)])
+    out = {x.key: x.entity_id for x in resolve(rows, constraints=merged)}
+    assert out[rows[0].key] == out[rows[1].key] == out[rows[2].key] == keep
+    split = Constraints(must=[([rows[2].key], new)], cannot=[([rows[2].key], [rows[0].key])])
+    out = {x.key: x.entity_id for x in resolve(rows, constraints=split)}
+    assert out[rows[2].key] == new != out[rows[0].key]
+
+
+def test_later_override_wins_for_a_key():
+    k1, k2 = ("gong", "p", "1"), ("slack", "u", "2")
+    c, pins = overrides.constraints_and_pins([
+        overrides.Override("merge", "person", "A", [k1, k2], []),
+        overrides.Override("pin", "person", "B", [k1], [])])
+    assert pins == {k1: "B"} and c.must == [([k2], "A")]
+
+
+# ----------------------------------------------------------------------------- bad input, blocking, evaluation
+def test_bad_identities_never_crash_nor_merge():
+    rows = [person("gong", str(i), name, *emails) for i, (name, emails) in enumerate([
+        ("N/A", ["not-an-email"]), ("N/A", ["not-an-email"]), ("unknown", []), ("unknown", []), ("test", ["@"]),
+        ("\u202e\u200bevil", ["x@"]), ("x" * 100_000, ["y" * 10_000 + "@acme.com"]), (None, [None, 5])])]
+    out = resolve(rows)
+    assert len({m.entity_id for m in out}) == len(rows)
+
+
+def test_blocking_scores_only_pairs_sharing_a_key_and_new_ones_when_incremental():
+    block_map = {("k", 1): [0, 1, 2], ("k", 2): [3, 4]}
+    names = ["bob smith", "robert smith", "bob smyth", "ann lee", "ann li"]
+    assert set(blocking.candidate_pairs(block_map, names)) == {(0, 1), (0, 2), (1, 2), (3, 4)}
+    assert set(blocking.candidate_pairs(block_map, names, is_new=[False, False, True, False, False])) == {(0, 2), (1, 2)}
+
+
+def test_large_blocks_use_bulk_prefilter():
+    names = [f"person{i} smith" for i in range(20)] + ["zzzz qqqq"]
+    pairs = set(blocking.candidate_pairs({"b": list(range(21))}, names))
+    assert (0, 1) in pairs and not any(20 in p for p in pairs)
+
+
+def test_pairwise_scores():
+    truth = {("s", "t", str(i)): t for i, t in enumerate("AABC")}
+    predicted = {("s", "t", str(i)): p for i, p in enumerate("xxxx")}
+    out = evaluation.pairwise(predicted, truth, truth)
+    assert out["precision"] == pytest.approx(1 / 6, abs=1e-4) and out["recall"] == 1.0
+
+
+def test_a_personal_address_seen_at_two_unrelated_employers_identifies_nobody():
+    rows = [person("hubspot", "1", "Grace Novak", "gnovak@acme.com", "gnovak@gmail.com"),
+            person("salesforce", "2", "Grace Novak", "gnovak@gmail.com", company="Quantum Analytics"),
+            person("slack", "3", "Grace Novak", "gnovak@quantumanalytics.com")]
+    assert not same(rows, 0, 1) and not same(rows, 0, 2)
+
+
+def test_name_only_blocks_pair_only_records_without_an_employer():
+    block_map = {("name", "SM0", "robert"): [0, 1, 2]}
+    names = ["robert smith"] * 3
+    need = [False, False, True]  # only record 2 lacks an employer
+    assert set(blocking.candidate_pairs(block_map, names, need=need)) == {(0, 2), (1, 2)}
