@@ -133,6 +133,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from embed_worker.pipeline import embed_command
+
+    s = _settings()
+    if not _has_database(s):
+        return 2
+    result = embed_command(s, reembed=args.reembed, everything=args.all)
+    print(json.dumps(result, indent=2))
+    return 0 if not result.get("unavailable") else 1
+
+
 def cmd_redrive(args: argparse.Namespace) -> int:
     from ingest_worker.redrive import redrive
 
@@ -248,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     rd = dlsub.add_parser("redrive", help="run dead letters through the processors again (after a fix)")
     rd.add_argument("--source", choices=("gong", "slack", "hubspot", "salesforce"))
     rd.set_defaults(fn=cmd_redrive)
+    em = sub.add_parser("embed", help="embed pending chunks now; --reembed after a model change")
+    em.add_argument("--reembed", action="store_true",
+                    help="first make pending every chunk embedded by another model than the configured one")
+    em.add_argument("--all", action="store_true", help="with --reembed: every chunk, whatever its model")
+    em.set_defaults(fn=cmd_embed)
     return p
 
 

@@ -129,3 +129,10 @@ def mark_for_reembed(settings: Settings, *, everything: bool = False) -> int:
             "UPDATE chunks SET embedded_hash = NULL WHERE embedded_hash IS NOT NULL"
             + ("" if everything else " AND embedding_model IS DISTINCT FROM :m")), {"m": tag})
         return int(result.rowcount or 0)
+
+
+def embed_command(settings: Settings, *, reembed: bool = False, everything: bool = False) -> dict:
+    """``payready embed``: optionally re-mark chunks (model change), then embed what is pending."""
+    marked = mark_for_reembed(settings, everything=everything) if reembed else 0
+    stats = embed_pending(settings)
+    return {"marked_for_reembed": marked, "model": model_tag(settings_embedder(settings)), **stats.__dict__}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Optional
@@ -111,19 +112,27 @@ def _filter_sql(filters: SearchFilters, params: dict) -> list[str]:
     return where
 
 
+#: A query word: letters/digits, possibly joined by - . / ' inside (codes, O'Brien, v2.1).
+_WORD_RE = re.compile(r"\w(?:[\w\-./']*\w)?")
+
+
 def keyword_ranking(conn: sa.engine.Connection, query: str, filters: SearchFilters, limit: int) -> list[str]:
     """Chunk ids whose text contains any of the query's words, best ``ts_rank_cd`` first.
 
     Words are matched as written (``simple`` configuration: no stemming, so "PR-4410" and "Okafor"
     stay themselves); English stop words are dropped from the query, or "what did" would match
-    every chunk.
+    every chunk. Each word is a phrase of its parts, so "ZX-9047" must appear as such and does not
+    match "ZX-9470" through their shared "zx".
     """
-    params: dict = {"q": query, "n": int(limit)}
+    words = sorted(set(_WORD_RE.findall(query)))[:64]
+    if not words:
+        return []
+    params: dict = {"words": words, "n": int(limit)}
     where = _filter_sql(filters, params)
     rows = conn.execute(sa.text(
-        "WITH q AS (SELECT to_tsquery('simple', string_agg(quote_literal(u.lexeme), ' | ')) AS tsq "
-        "FROM unnest(to_tsvector('simple', :q)) AS u "
-        "WHERE to_tsvector('english', u.lexeme) <> ''::tsvector) "
+        "WITH q AS (SELECT CAST(string_agg('(' || CAST(phraseto_tsquery('simple', w) AS text) || ')', ' | ') "
+        "AS tsquery) AS tsq FROM unnest(CAST(:words AS text[])) AS w "
+        "WHERE numnode(phraseto_tsquery('english', w)) > 0 AND numnode(phraseto_tsquery('simple', w)) > 0) "
         "SELECT c.id::text AS id, ts_rank_cd(to_tsvector('simple'::regconfig, c.text), q.tsq) AS rank "
         "FROM q, chunks c JOIN interactions i ON i.id = c.interaction_id "
         f"WHERE q.tsq IS NOT NULL AND to_tsvector('simple'::regconfig, c.text) @@ q.tsq AND {' AND '.join(where)} "
