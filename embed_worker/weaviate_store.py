@@ -65,6 +65,8 @@ def collection_config(name: str) -> dict[str, Any]:
         if type_name in ("TEXT", "TEXT_ARRAY") and prop != "text":
             # ids, kinds and hashes are matched whole, never split into words
             extra["tokenization"] = Tokenization.FIELD
+        if prop == "occurred_at":
+            extra["index_range_filters"] = True  # since/until without scanning every object
         props.append(Property(name=prop, data_type=getattr(DataType, type_name),
                               skip_vectorization=True, **extra))
     return {
