@@ -26,7 +26,9 @@ class EmbedStats:
     chunks: int = 0
     refused: int = 0  # vectors the store refused (per-object errors); their chunks stay pending
     batches: int = 0
-    embed_seconds: float = 0.0
+    embed_seconds: float = 0.0  # the model alone
+    claim_seconds: float = 0.0  # reading the batch (SKIP LOCKED) and masking PII
+    store_seconds: float = 0.0  # writing vectors and the checkpoint, commit included
     seconds: float = 0.0
     unavailable: str = ""
 
@@ -81,15 +83,18 @@ def embed_pending(settings: Settings, max_batches: int | None = None) -> EmbedSt
     refused: list[str] = []  # chunks the store refused in this call: left pending for a later run
     try:
         while max_batches is None or stats.batches < max_batches:
+            t0 = time.perf_counter()
             with engine.begin() as conn:
                 batch = conn.execute(sa.text(_CLAIM), {"n": settings.embed_batch_size, "refused": refused}).all()
                 if not batch:
                     break
-                t0 = time.perf_counter()
                 # PII never reaches a vector or a vector store (DESIGN §10): mask before embedding.
                 texts = [pii.mask(r.text) for r in batch]
+                t1 = time.perf_counter()
+                stats.claim_seconds += t1 - t0
                 vectors = embedder.embed(texts)
-                stats.embed_seconds += time.perf_counter() - t0
+                t2 = time.perf_counter()
+                stats.embed_seconds += t2 - t1
                 rows = [VectorRow(str(r.id), v, tag, r.content_hash, interaction_id=r.interaction_id,
                                   source=r.source, kind=r.kind, occurred_at=r.occurred_at,
                                   entity_ids=tuple(r.entity_ids or ()), text=t)
@@ -103,6 +108,7 @@ def embed_pending(settings: Settings, max_batches: int | None = None) -> EmbedSt
                         "UPDATE chunks c SET embedded_hash = v.h, embedding_model = :m, embedded_at = now() "
                         "FROM unnest(CAST(:ids AS uuid[]), CAST(:hs AS text[])) AS v(id, h) WHERE c.id = v.id"),
                         {"m": tag, "ids": [str(r.id) for r in done], "hs": [r.content_hash for r in done]})
+            stats.store_seconds += time.perf_counter() - t2
             stats.chunks += len(done)
             stats.refused += len(failed)
             stats.batches += 1
