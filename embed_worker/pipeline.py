@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from common import db, metrics, pii
+import redis
+
+from common import db, embedded, metrics, pii, ratelimit
+from common.models import EMBEDDING_DIM
 from common.settings import Settings
 from embed_worker.embedders import Embedder, build_embedder
 from embed_worker.stores import VectorRow, VectorStoreUnavailable, build_store
@@ -33,17 +36,33 @@ class EmbedStats:
     unavailable: str = ""
 
 
+#: OpenAI embeddings, shared by every embed worker of the domain (Redis GCRA bucket): the
+#: usage-tier-1 request limit of the embedding models, 3,000 requests per minute.
+OPENAI_EMBEDDINGS_LIMIT = ratelimit.Limit("openai_embeddings", 3000, 60, burst=50)
+
+
 @functools.lru_cache(maxsize=4)
-def embedder_for(kind: str, api_key: str | None, base_url: str | None, model: str) -> Embedder:
+def embedder_for(kind: str, api_key: str | None, base_url: str | None, model: str,
+                 redis_url: str | None = None, key_prefix: str | None = None) -> Embedder:
     """One embedder per process: loading the model costs about a second."""
     if kind == "openai":
-        return build_embedder("openai", api_key=api_key, base_url=base_url, model=model, dim=384)
+        limiter = None
+        if redis_url and key_prefix:
+            shared = ratelimit.RateLimiter(redis.Redis.from_url(redis_url), key_prefix)
+
+            def limiter() -> None:
+                shared.acquire(OPENAI_EMBEDDINGS_LIMIT)
+        return build_embedder("openai", api_key=api_key, base_url=base_url, model=model, dim=EMBEDDING_DIM,
+                              rate_limiter=limiter)
     return build_embedder("local")
 
 
 def settings_embedder(settings: Settings) -> Embedder:
+    redis_url = None
+    if settings.embedder == "openai":
+        redis_url = settings.redis_url or embedded.resolve_urls(settings).redis_url
     return embedder_for(settings.embedder, settings.openai_api_key, settings.openai_base_url,
-                        settings.openai_embedding_model)
+                        settings.openai_embedding_model, redis_url, settings.key_prefix)
 
 
 def model_tag(embedder: Embedder) -> str:
