@@ -100,42 +100,37 @@ def embed_pending(settings: Settings, max_batches: int | None = None) -> EmbedSt
     embedder = settings_embedder(settings)
     tag = model_tag(embedder)
     refused: list[str] = []  # chunks the store refused in this call: left pending for a later run
-    try:
-        while max_batches is None or stats.batches < max_batches:
-            t0 = time.perf_counter()
-            with engine.begin() as conn:
-                batch = conn.execute(sa.text(_CLAIM), {"n": settings.embed_batch_size, "refused": refused}).all()
-                if not batch:
-                    break
-                # PII never reaches a vector or a vector store (DESIGN §10): mask before embedding.
-                texts = [pii.mask(r.text) for r in batch]
-                t1 = time.perf_counter()
-                stats.claim_seconds += t1 - t0
-                vectors = embedder.embed(texts)
-                t2 = time.perf_counter()
-                stats.embed_seconds += t2 - t1
-                rows = [VectorRow(str(r.id), v, tag, r.content_hash, interaction_id=r.interaction_id,
-                                  source=r.source, kind=r.kind, occurred_at=r.occurred_at,
-                                  entity_ids=tuple(r.entity_ids or ()), text=t)
-                        for r, v, t in zip(batch, vectors, texts)]
-                errors = store.upsert(conn, rows)
-                failed = {e.chunk_id for e in errors}
-                refused.extend(failed)
-                done = [r for r in batch if str(r.id) not in failed]
-                if done:
-                    conn.execute(sa.text(
-                        "UPDATE chunks c SET embedded_hash = v.h, embedding_model = :m, embedded_at = now() "
-                        "FROM unnest(CAST(:ids AS uuid[]), CAST(:hs AS text[])) AS v(id, h) WHERE c.id = v.id"),
-                        {"m": tag, "ids": [str(r.id) for r in done], "hs": [r.content_hash for r in done]})
-            stats.store_seconds += time.perf_counter() - t2
-            stats.chunks += len(done)
-            stats.refused += len(failed)
-            stats.batches += 1
-            metrics.CHUNKS_EMBEDDED.inc(len(done))
-    finally:
-        close = getattr(store, "close", None)
-        if close:
-            close()
+    while max_batches is None or stats.batches < max_batches:
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            batch = conn.execute(sa.text(_CLAIM), {"n": settings.embed_batch_size, "refused": refused}).all()
+            if not batch:
+                break
+            # PII never reaches a vector or a vector store (DESIGN §10): mask before embedding.
+            texts = [pii.mask(r.text) for r in batch]
+            t1 = time.perf_counter()
+            stats.claim_seconds += t1 - t0
+            vectors = embedder.embed(texts)
+            t2 = time.perf_counter()
+            stats.embed_seconds += t2 - t1
+            rows = [VectorRow(str(r.id), v, tag, r.content_hash, interaction_id=r.interaction_id,
+                              source=r.source, kind=r.kind, occurred_at=r.occurred_at,
+                              entity_ids=tuple(r.entity_ids or ()), text=t)
+                    for r, v, t in zip(batch, vectors, texts)]
+            errors = store.upsert(conn, rows)
+            failed = {e.chunk_id for e in errors}
+            refused.extend(failed)
+            done = [r for r in batch if str(r.id) not in failed]
+            if done:
+                conn.execute(sa.text(
+                    "UPDATE chunks c SET embedded_hash = v.h, embedding_model = :m, embedded_at = now() "
+                    "FROM unnest(CAST(:ids AS uuid[]), CAST(:hs AS text[])) AS v(id, h) WHERE c.id = v.id"),
+                    {"m": tag, "ids": [str(r.id) for r in done], "hs": [r.content_hash for r in done]})
+        stats.store_seconds += time.perf_counter() - t2
+        stats.chunks += len(done)
+        stats.refused += len(failed)
+        stats.batches += 1
+        metrics.CHUNKS_EMBEDDED.inc(len(done))
     stats.seconds = time.perf_counter() - started
     log.info("embed chunks=%d refused=%d batches=%d embed_ms=%.0f total_ms=%.0f", stats.chunks, stats.refused,
              stats.batches, stats.embed_seconds * 1000, stats.seconds * 1000)

@@ -192,7 +192,6 @@ def search(settings: Settings, query: str, *, k: int = 10, sources: Optional[Ite
     results = SearchResults()
     rankings: dict[str, list[str]] = {}
     vector = None
-    store = None
     store_scores: dict[str, float] = {}
     try:
         store = build_store(settings)
@@ -205,10 +204,6 @@ def search(settings: Settings, query: str, *, k: int = 10, sources: Optional[Ite
     except VectorStoreUnavailable as exc:
         results.unavailable = str(exc)
         log.warning("semantic search unavailable, keyword only: %s", exc)
-    finally:
-        close = getattr(store, "close", None)
-        if close:
-            close()
     with db.transaction(settings) as conn:
         if keyword:
             rankings["keyword"] = keyword_ranking(conn, query, filters, n)

@@ -168,7 +168,7 @@ def build_store(settings_or_kind: Settings | str) -> VectorStore:
     if kind == "weaviate":
         if isinstance(settings_or_kind, str):
             raise VectorStoreUnavailable("the weaviate store needs settings (WEAVIATE_URL)")
-        from embed_worker.weaviate_store import WeaviateStore
+        from embed_worker.weaviate_store import shared_store
 
-        return WeaviateStore.from_settings(settings_or_kind)
+        return shared_store(settings_or_kind)
     raise VectorStoreUnavailable(f"unknown vector store {kind!r}; expected 'pgvector' or 'weaviate'")

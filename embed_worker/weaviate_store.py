@@ -261,3 +261,15 @@ def connect(settings: Settings) -> Any:
         return weaviate.connect_to_custom(**connection_params(settings))
     except Exception as exc:  # noqa: BLE001 - the client raises several transport types
         raise VectorStoreUnavailable(f"Weaviate at {settings.weaviate_url} is not reachable: {exc}") from exc
+
+
+_shared: dict[tuple, WeaviateStore] = {}
+
+
+def shared_store(settings: Settings) -> WeaviateStore:
+    """One client per process and server: a v4 connection (REST + gRPC) costs a round of handshakes."""
+    key = (settings.weaviate_url, settings.weaviate_grpc_port, settings.weaviate_api_key, settings.collection_prefix)
+    store = _shared.get(key)
+    if store is None:
+        store = _shared[key] = WeaviateStore.from_settings(settings)
+    return store
