@@ -75,6 +75,8 @@ def phase_vs_raw(settings, scale: int, work: Path, rounds_wanted: int) -> tuple[
         texts = [r.text for r in conn.execute(sa.text(
             "SELECT text FROM chunks WHERE embedded_hash IS DISTINCT FROM content_hash "
             "ORDER BY interaction_id, ordinal")).all()]
+    if not rounds_wanted:
+        return {"chunks": len(texts)}, texts
     embedder = pipeline.settings_embedder(settings)
     embedder.embed(texts[:64])  # warm-up: first-run allocations are no one's steady state
     batch = settings.embed_batch_size
@@ -171,7 +173,7 @@ def load_vectors(settings, n: int, centers: np.ndarray, tag: str, rng: np.random
     return {"load_s": round(load_s, 1), "hnsw_build_s": round(build_s, 1)}
 
 
-def measure_search(settings, queries: list[str], tag: str) -> dict:
+def measure_search(settings, queries: list[str], tag: str, ef_values: list[int], hybrid: bool) -> dict:
     import datetime as dt
 
     import sqlalchemy as sa
@@ -225,15 +227,33 @@ def measure_search(settings, queries: list[str], tag: str) -> dict:
     out["query_embedding_p50_ms"] = round(pct(embed_lat, 50), 1)
     print(f"query embedding alone: p50 {out['query_embedding_p50_ms']} ms")
     recalls = []
+    exact_ids: dict[str, list[str]] = {}
     for q in queries:
         vec = embedder.embed([q])[0]
         with engine.begin() as conn:
-            exact = [str(r[0]) for r in conn.execute(sa.text(
+            exact = exact_ids[q] = [str(r[0]) for r in conn.execute(sa.text(
                 "SELECT chunk_id FROM chunk_vectors ORDER BY (embedding <=> CAST(:v AS vector)) + 0, chunk_id LIMIT 10"),
                 {"v": vector_literal(vec)})]
         recalls.append(len(set(exact) & set(approx[q])) / 10)
     out["recall_at_10"] = round(statistics.mean(recalls), 4)
     print(f"recall@10 of HNSW (ef_search {store.ef_search}) against exact search: {out['recall_at_10']:.4f}")
+    out["ef_sweep"] = {}
+    for ef in ef_values:
+        swept = PgVectorStore(ef_search=ef)
+        lat, recalls = [], []
+        for q in queries:
+            t = time.perf_counter()
+            vec = embedder.embed([q])[0]
+            with engine.begin() as conn:
+                got = [h.chunk_id for h in swept.search(conn, vec, 10, modes["no filter"])]
+            lat.append((time.perf_counter() - t) * 1000)
+            recalls.append(len(set(exact_ids[q]) & set(got)) / 10)
+        out["ef_sweep"][ef] = {"p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1),
+                               "recall_at_10": round(statistics.mean(recalls), 4)}
+        print(f"ef_search {ef:>4}: recall@10 {statistics.mean(recalls):.4f}, search with query embedding "
+              f"p50 {pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms  (load {load()})")
+    if not hybrid:
+        return out
     lat = []
     for q in queries[:100]:
         t = time.perf_counter()
@@ -251,7 +271,10 @@ def main() -> int:
     parser.add_argument("--vectors", type=int, default=100_000, help="chunks for the search benchmark (0: skip)")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=2, help="raw/phase rounds, alternated")
+    parser.add_argument("--rounds", type=int, default=2, help="raw/phase rounds, alternated (0: skip)")
+    parser.add_argument("--centers", type=int, default=3000, help="sample chunks whose embeddings seed the vectors")
+    parser.add_argument("--ef-search", default="", help="also sweep these hnsw.ef_search values, e.g. 40,100,200")
+    parser.add_argument("--no-hybrid", action="store_true", help="skip the hybrid search() figures")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -277,7 +300,7 @@ def main() -> int:
             if args.vectors:
                 embedder = settings_embedder(settings)
                 tag = model_tag(embedder)
-                centers = embedder.embed(texts[:3000])
+                centers = embedder.embed(texts[: args.centers])
                 vec_settings = settings_mod.load({**env, "PAYREADY_DOMAIN": f"benchvec_{uuid.uuid4().hex[:8]}"})
                 migrate(vec_settings)
                 rng = np.random.default_rng(args.seed)
@@ -285,7 +308,8 @@ def main() -> int:
                 summary["load"] = load_vectors(vec_settings, args.vectors, centers, tag, rng)
                 picks = rng.choice(len(texts), size=max(0, args.queries - len(QUESTIONS)), replace=len(texts) < args.queries)
                 queries = list(QUESTIONS) + [" ".join(texts[i].split()[:12]) for i in picks]
-                summary["search"] = measure_search(vec_settings, queries[: args.queries], tag)
+                summary["search"] = measure_search(vec_settings, queries[: args.queries], tag,
+                                                   [int(x) for x in args.ef_search.split(",") if x], not args.no_hybrid)
         finally:
             for s in (settings, vec_settings):
                 if s is not None:

@@ -32,6 +32,8 @@ RRF_K = 60
 CANDIDATES_PER_HIT = 3
 MIN_CANDIDATES = 30
 MAX_K = 100
+#: A query word in this many chunks is common: the keyword side ignores it (counted up to here only).
+COMMON_WORD_CHUNKS = 1000
 
 
 @dataclass
@@ -122,17 +124,21 @@ def keyword_ranking(conn: sa.engine.Connection, query: str, filters: SearchFilte
     Words are matched as written (``simple`` configuration: no stemming, so "PR-4410" and "Okafor"
     stay themselves); English stop words are dropped from the query, or "what did" would match
     every chunk. Each word is a phrase of its parts, so "ZX-9047" must appear as such and does not
-    match "ZX-9470" through their shared "zx".
+    match "ZX-9470" through their shared "zx". Words found in ``COMMON_WORD_CHUNKS`` chunks or more
+    are left to the vector side: ranking thousands of matches costs seconds and says little, while
+    names and codes, where keywords help, are rare.
     """
     words = sorted(set(_WORD_RE.findall(query)))[:64]
     if not words:
         return []
-    params: dict = {"words": words, "n": int(limit)}
+    params: dict = {"words": words, "n": int(limit), "cap": COMMON_WORD_CHUNKS}
     where = _filter_sql(filters, params)
     rows = conn.execute(sa.text(
-        "WITH q AS (SELECT CAST(string_agg('(' || CAST(phraseto_tsquery('simple', w) AS text) || ')', ' | ') "
-        "AS tsquery) AS tsq FROM unnest(CAST(:words AS text[])) AS w "
-        "WHERE numnode(phraseto_tsquery('english', w)) > 0 AND numnode(phraseto_tsquery('simple', w)) > 0) "
+        "WITH w AS (SELECT phraseto_tsquery('simple', w) AS tq FROM unnest(CAST(:words AS text[])) AS w "
+        "WHERE numnode(phraseto_tsquery('english', w)) > 0 AND numnode(phraseto_tsquery('simple', w)) > 0), "
+        "rare AS (SELECT tq FROM w WHERE (SELECT count(*) FROM (SELECT 1 FROM chunks c0 "
+        "WHERE to_tsvector('simple'::regconfig, c0.text) @@ w.tq LIMIT :cap) AS hits) < :cap), "
+        "q AS (SELECT CAST(string_agg('(' || CAST(tq AS text) || ')', ' | ') AS tsquery) AS tsq FROM rare) "
         "SELECT c.id::text AS id, ts_rank_cd(to_tsvector('simple'::regconfig, c.text), q.tsq) AS rank "
         "FROM q, chunks c JOIN interactions i ON i.id = c.interaction_id "
         f"WHERE q.tsq IS NOT NULL AND to_tsvector('simple'::regconfig, c.text) @@ q.tsq AND {' AND '.join(where)} "

@@ -143,3 +143,16 @@ def test_without_pgvector_keyword_side_answers_and_says_why(stack_urls):
         assert "pgvector is not available" in hits.unavailable
     finally:
         drop_domain(settings)
+
+
+def test_common_words_are_left_to_the_vector_side(corpus, monkeypatch):
+    settings, ids, _ = corpus
+    from embed_worker import search as search_mod
+
+    with db.transaction(settings) as conn:
+        both = keyword_ranking(conn, "Okafor ZX-9047", SearchFilters(), 10)
+        assert set(both) == set(chunk_ids(settings, ids["pricing_note"]) + chunk_ids(settings, ids["firmware"]))
+        monkeypatch.setattr(search_mod, "COMMON_WORD_CHUNKS", 1)  # every word found once is now "common"
+        assert keyword_ranking(conn, "Okafor ZX-9047", SearchFilters(), 10) == []
+        monkeypatch.setattr(search_mod, "COMMON_WORD_CHUNKS", 2)
+        assert keyword_ranking(conn, "Okafor ZX-9047", SearchFilters(), 10) == both
