@@ -213,7 +213,8 @@ def search(settings: Settings, query: str, *, k: int = 10, sources: Optional[Ite
     with db.transaction(settings) as conn:
         if keyword:
             rankings["keyword"] = keyword_ranking(conn, query, filters, n)
-        fused = rrf(rankings)[: int(k)]
+        # a few spare: a Weaviate hit may name a chunk Postgres no longer has (deleted since)
+        fused = rrf(rankings)[: 2 * int(k)]
         if not fused:
             return results
         has_pg_vectors = vector is not None and db.vector_ready(conn)
@@ -221,8 +222,10 @@ def search(settings: Settings, query: str, *, k: int = 10, sources: Optional[Ite
                         filters.model)
     for chunk_id, fused_score, matched_by in fused:
         r = rows.get(chunk_id)
-        if r is None:  # deleted between the two queries
+        if r is None:  # deleted since it was indexed
             continue
+        if len(results) == int(k):
+            break
         results.append(SearchHit(
             chunk_id=chunk_id, text=r["text"], score=round(float(r["similarity"] if r["similarity"] is not None
                                                      else store_scores.get(chunk_id, 0.0)), 4),
