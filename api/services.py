@@ -125,27 +125,16 @@ def find_entities(settings: Settings, q: str, limit: int = 20) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def search(settings: Settings, text: str, k: int = 5, sources: Optional[list[str]] = None) -> list[dict]:
-    """Semantic search: embed the question, nearest chunks, with their interaction and citation keys."""
-    from embed_worker.pipeline import settings_embedder
-    from embed_worker.stores import build_store
+def search(settings: Settings, text: str, k: int = 5, sources: Optional[list[str]] = None, *,
+           kinds: Optional[list[str]] = None, entity_id: Optional[str] = None,
+           since: Optional[dt.datetime] = None, until: Optional[dt.datetime] = None) -> list[dict]:
+    """Hybrid search (meaning + keywords, fused): passages with their interaction, citation keys
+    and resolved persons/companies. See :func:`embed_worker.search.search`."""
+    from embed_worker import search as search_mod
 
-    vector = settings_embedder(settings).embed([text])[0]
-    store = build_store(settings.vector_store)
-    with db.transaction(settings) as conn:
-        hits = store.search(conn, vector, k, sources)
-        if not hits:
-            return []
-        rows = conn.execute(sa.text(
-            "SELECT c.id::text AS chunk_id, c.text, c.speakers, c.start_ms, i.id AS interaction_id, i.source, "
-            "i.source_type, i.source_id, i.kind, i.title, i.occurred_at, i.url FROM chunks c "
-            "JOIN interactions i ON i.id = c.interaction_id WHERE c.id = ANY(CAST(:ids AS uuid[]))"),
-            {"ids": [h.chunk_id for h in hits]}).mappings().all()
-    by_id = {r["chunk_id"]: dict(r) for r in rows}
-    out = []
-    for h in hits:
-        row = by_id.get(h.chunk_id)
-        if row:
-            row["occurred_at"] = row["occurred_at"].isoformat() if row["occurred_at"] else None
-            out.append(row | {"score": round(h.score, 4)})
-    return out
+    try:
+        hits = search_mod.search(settings, text, k=k, sources=sources, kinds=kinds, entity_id=entity_id,
+                                 since=since, until=until)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return [h.as_dict() for h in hits]

@@ -133,6 +133,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from embed_worker.pipeline import embed_command
+
+    s = _settings()
+    if not _has_database(s):
+        return 2
+    result = embed_command(s, reembed=args.reembed, everything=args.all)
+    print(json.dumps(result, indent=2))
+    return 0 if not result.get("unavailable") else 1
+
+
 def cmd_redrive(args: argparse.Namespace) -> int:
     from ingest_worker.redrive import redrive
 
@@ -280,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("identity")
     ep.add_argument("entity")
     en.set_defaults(fn=cmd_entities)
+
+    eb = sub.add_parser("embed", help="embed pending chunks now; --reembed after a model change")
+    eb.add_argument("--reembed", action="store_true",
+                    help="first make pending every chunk embedded by another model than the configured one")
+    eb.add_argument("--all", action="store_true", help="with --reembed: every chunk, whatever its model")
+    eb.set_defaults(fn=cmd_embed)
     return p
 
 

@@ -131,4 +131,7 @@ def render(summary: dict) -> str:
                 continue
             lines.append(f"  [{p['score']:.2f}] {p['source']}/{p['source_type']}/{p['source_id']} "
                          f"{(p['occurred_at'] or '')[:10]}: {p['text'][:100]!r}")
+            who = [e["name"] for e in (p.get("persons") or []) + (p.get("companies") or []) if e.get("name")]
+            if who:
+                lines.append(f"         with {', '.join(who[:6])}" + (" ..." if len(who) > 6 else ""))
     return "\n".join(lines)

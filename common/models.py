@@ -205,6 +205,9 @@ class Chunk(Base):
         # the embed phase reads exactly these rows: new or changed text
         sa.Index("ix_chunks_pending_embed", "interaction_id",
                  postgresql_where=sa.text("embedded_hash IS DISTINCT FROM content_hash")),
+        # the keyword side of hybrid search (embed_worker.search): names and product codes
+        sa.Index("ix_chunks_text_fts", sa.text("to_tsvector('simple'::regconfig, text)"),
+                 postgresql_using="gin"),
     )
 
 

@@ -162,6 +162,9 @@ class Settings:
     airbyte_client_secret: Optional[str] = field(default=None, repr=False)
     # Weaviate URL (vector_store=weaviate).
     weaviate_url: Optional[str] = None
+    # Weaviate API key (secret; unset = anonymous access) and gRPC port (the v4 client needs both).
+    weaviate_api_key: Optional[str] = field(default=None, repr=False)
+    weaviate_grpc_port: int = 50051
     # OpenAI key and base URL (embedder=openai, answers); base URL for compatible servers.
     openai_api_key: Optional[str] = field(default=None, repr=False)
     openai_base_url: Optional[str] = None
@@ -261,6 +264,8 @@ _VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
     "AIRBYTE_CLIENT_ID": ("airbyte_client_id", lambda n, v: v.strip(), False),
     "AIRBYTE_CLIENT_SECRET": ("airbyte_client_secret", lambda n, v: v.strip(), True),
     "WEAVIATE_URL": ("weaviate_url", parse_url(("http", "https")), False),
+    "WEAVIATE_API_KEY": ("weaviate_api_key", lambda n, v: v.strip(), True),
+    "PAYREADY_WEAVIATE_GRPC_PORT": ("weaviate_grpc_port", lambda n, v: parse_int(n, v, 1, 65535), False),
     "OPENAI_API_KEY": ("openai_api_key", lambda n, v: v.strip(), True),
     "OPENAI_BASE_URL": ("openai_base_url", parse_url(("http", "https")), False),
     "PAYREADY_OPENAI_EMBEDDING_MODEL": ("openai_embedding_model", lambda n, v: v.strip(), False),

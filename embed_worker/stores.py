@@ -1,4 +1,10 @@
-"""Vector stores behind one interface. pgvector lives in the domain's Postgres schema.
+"""Vector stores behind one interface: pgvector (default, in the domain's Postgres schema) and
+Weaviate (scale-out, :mod:`embed_worker.weaviate_store`).
+
+Every store is written inside the embed phase's Postgres transaction: pgvector in that very
+transaction, Weaviate just before it commits. Either way the chunk's ``embedded_hash`` (the vector
+checkpoint) commits only after its vector is stored, and a re-import after a crash writes the same
+ids again, so nothing is lost or doubled.
 
 Without pgvector, :class:`PgVectorStore` raises :class:`VectorStoreUnavailable` naming what is
 missing; chunks then stay pending and are embedded once the extension exists and
@@ -6,11 +12,14 @@ missing; chunks then stay pending and are embedded once the extension exists and
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence
 
 import numpy as np
 import sqlalchemy as sa
+
+from common.settings import Settings
 
 
 class VectorStoreUnavailable(RuntimeError):
@@ -19,10 +28,29 @@ class VectorStoreUnavailable(RuntimeError):
 
 @dataclass
 class VectorRow:
+    """One chunk's vector with what a store needs to filter on without asking Postgres."""
+
     chunk_id: str
     vector: np.ndarray
     model: str
     content_hash: str
+    interaction_id: Optional[int] = None
+    source: Optional[str] = None
+    kind: Optional[str] = None
+    occurred_at: Optional[dt.datetime] = None
+    entity_ids: tuple[str, ...] = ()
+    text: str = ""  # PII-masked, as embedded
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    sources: Optional[tuple[str, ...]] = None
+    kinds: Optional[tuple[str, ...]] = None
+    entity_id: Optional[str] = None
+    since: Optional[dt.datetime] = None  # inclusive
+    until: Optional[dt.datetime] = None  # exclusive
+    # Only vectors of this model: vectors of two models are not comparable, even at the same size.
+    model: Optional[str] = None
 
 
 @dataclass
@@ -31,18 +59,36 @@ class Hit:
     score: float  # cosine similarity, 1 = same direction
 
 
+@dataclass
+class ObjectError:
+    """A vector the store refused; its chunk stays pending and is retried by a later run."""
+
+    chunk_id: str
+    message: str
+
+
 class VectorStore(Protocol):
-    def upsert(self, conn: sa.engine.Connection, rows: Sequence[VectorRow]) -> None: ...
+    name: str
+
+    def check(self, conn: sa.engine.Connection) -> None: ...
+    def upsert(self, conn: sa.engine.Connection, rows: Sequence[VectorRow]) -> list[ObjectError]: ...
     def search(self, conn: sa.engine.Connection, vector: np.ndarray, k: int,
-               sources: Optional[list[str]] = None) -> list[Hit]: ...
+               filters: SearchFilters = SearchFilters()) -> list[Hit]: ...
+    def count(self, conn: sa.engine.Connection) -> int: ...
 
 
-def _literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
+def vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.6f}" for x in np.asarray(vector, dtype=np.float32).tolist()) + "]"
 
 
+@dataclass
 class PgVectorStore:
     """``chunk_vectors`` with an HNSW cosine index, written in the caller's transaction."""
+
+    name: str = "pgvector"
+    # Candidates the HNSW scan keeps; at least 2k so a filtered query still fills its k.
+    ef_search: int = 64
+    _checked: set = field(default_factory=set, repr=False)
 
     def check(self, conn: sa.engine.Connection) -> None:
         if not conn.execute(sa.text("SELECT to_regclass('chunk_vectors') IS NOT NULL")).scalar():
@@ -51,30 +97,78 @@ class PgVectorStore:
                 "the embed phase are off; install pgvector and run `payready migrate`, or set "
                 "PAYREADY_VECTOR_STORE=weaviate")
 
-    def upsert(self, conn: sa.engine.Connection, rows: Sequence[VectorRow]) -> None:
+    def upsert(self, conn: sa.engine.Connection, rows: Sequence[VectorRow]) -> list[ObjectError]:
         if not rows:
-            return
+            return []
         self.check(conn)
+        # One statement per batch (arrays, not executemany): the database stays a small share of
+        # the embed phase next to the model.
         conn.execute(sa.text(
             "INSERT INTO chunk_vectors (chunk_id, embedding, model, content_hash, embedded_at) "
-            "VALUES (:id, CAST(:v AS vector), :m, :h, now()) ON CONFLICT (chunk_id) DO UPDATE SET "
-            "embedding = EXCLUDED.embedding, model = EXCLUDED.model, content_hash = EXCLUDED.content_hash, "
-            "embedded_at = now()"),
-            [{"id": r.chunk_id, "v": _literal(r.vector), "m": r.model, "h": r.content_hash} for r in rows])
+            "SELECT v.id, CAST(v.vec AS vector), v.m, v.h, now() FROM unnest("
+            "CAST(:ids AS uuid[]), CAST(:vecs AS text[]), CAST(:ms AS text[]), CAST(:hs AS text[])) "
+            "AS v(id, vec, m, h) ON CONFLICT (chunk_id) DO UPDATE SET embedding = EXCLUDED.embedding, "
+            "model = EXCLUDED.model, content_hash = EXCLUDED.content_hash, embedded_at = now()"),
+            {"ids": [r.chunk_id for r in rows], "vecs": [vector_literal(r.vector) for r in rows],
+             "ms": [r.model for r in rows], "hs": [r.content_hash for r in rows]})
+        return []
 
     def search(self, conn: sa.engine.Connection, vector: np.ndarray, k: int,
-               sources: Optional[list[str]] = None) -> list[Hit]:
+               filters: SearchFilters = SearchFilters()) -> list[Hit]:
         self.check(conn)
-        where = "WHERE i.source = ANY(:sources)" if sources else ""
+        where = ["NOT i.deleted"]
+        params: dict = {"v": vector_literal(vector), "k": int(k)}
+        if filters.model:
+            where.append("cv.model = :model")
+            params["model"] = filters.model
+        if filters.sources:
+            where.append("i.source = ANY(:sources)")
+            params["sources"] = list(filters.sources)
+        if filters.kinds:
+            where.append("i.kind = ANY(:kinds)")
+            params["kinds"] = list(filters.kinds)
+        if filters.since:
+            where.append("i.occurred_at >= :since")
+            params["since"] = filters.since
+        if filters.until:
+            where.append("i.occurred_at < :until")
+            params["until"] = filters.until
+        distance = "cv.embedding <=> CAST(:v AS vector)"
+        if filters.entity_id:
+            where.append("EXISTS (SELECT 1 FROM interaction_entities ie WHERE ie.interaction_id = i.id "
+                         "AND ie.entity_id = CAST(:eid AS uuid))")
+            params["eid"] = filters.entity_id
+            # One entity's chunks are few: exact distances over them beat walking the graph for
+            # neighbours that mostly belong to someone else (``+ 0`` keeps the index out).
+            order = f"({distance}) + 0"
+        else:
+            order = distance
+            # pgvector 0.8: keep scanning the graph until k rows pass the filters.
+            conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+            conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, 2 * int(k))}"))
         rows = conn.execute(sa.text(
-            "SELECT cv.chunk_id, 1 - (cv.embedding <=> CAST(:v AS vector)) AS score FROM chunk_vectors cv "
-            f"JOIN chunks c ON c.id = cv.chunk_id JOIN interactions i ON i.id = c.interaction_id {where} "
-            "ORDER BY cv.embedding <=> CAST(:v AS vector) LIMIT :k"),
-            {"v": _literal(vector), "k": k, "sources": sources}).all()
+            f"WITH nearest AS MATERIALIZED (SELECT cv.chunk_id, {distance} AS distance FROM chunk_vectors cv "
+            "JOIN chunks c ON c.id = cv.chunk_id JOIN interactions i ON i.id = c.interaction_id "
+            f"WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :k) "
+            # relaxed_order may return neighbours slightly out of order: sort the few we got.
+            "SELECT chunk_id, 1 - distance AS score FROM nearest ORDER BY distance, chunk_id"),
+            params).all()
         return [Hit(str(r.chunk_id), float(r.score)) for r in rows]
 
+    def count(self, conn: sa.engine.Connection) -> int:
+        self.check(conn)
+        return int(conn.execute(sa.text("SELECT count(*) FROM chunk_vectors")).scalar())
 
-def build_store(kind: str) -> VectorStore:
+
+def build_store(settings_or_kind: Settings | str) -> VectorStore:
+    """The store the settings name. A bare kind (``"pgvector"``) is accepted for pgvector only."""
+    kind = settings_or_kind if isinstance(settings_or_kind, str) else settings_or_kind.vector_store
     if kind == "pgvector":
         return PgVectorStore()
-    raise VectorStoreUnavailable(f"vector store {kind!r} arrives with the embeddings issue; use pgvector")
+    if kind == "weaviate":
+        if isinstance(settings_or_kind, str):
+            raise VectorStoreUnavailable("the weaviate store needs settings (WEAVIATE_URL)")
+        from embed_worker.weaviate_store import shared_store
+
+        return shared_store(settings_or_kind)
+    raise VectorStoreUnavailable(f"unknown vector store {kind!r}; expected 'pgvector' or 'weaviate'")

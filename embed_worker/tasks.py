@@ -18,6 +18,6 @@ def embed_pending(self, *, run_id: str, slot: int = 0) -> dict:
     stats = pipeline.embed_pending(s)
     status = "skipped" if stats.unavailable else "done"
     runs.phase(s, run_id, f"embed:{slot}", status=status, chunks=stats.chunks, batches=stats.batches,
-               seconds=round(stats.seconds, 3), embed_seconds=round(stats.embed_seconds, 3),
+               seconds=round(stats.seconds, 3), embed_seconds=round(stats.embed_seconds, 3), refused=stats.refused,
                reason=stats.unavailable or None)
     return stats.__dict__
