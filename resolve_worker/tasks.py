@@ -10,7 +10,7 @@ import time
 from sqlalchemy.exc import OperationalError
 
 from common import celery_app as ca
-from common import metrics, runs, settings as settings_mod
+from common import metrics, runs, settings as settings_mod, timeline_cache
 from resolve_worker import analytics, entities
 
 
@@ -18,6 +18,7 @@ from resolve_worker import analytics, entities
 def resolve_entities(self, *, run_id: str) -> dict:
     s = settings_mod.get()
     stats = entities.resolve_all(s)
+    timeline_cache.invalidate(s)  # every interaction link was rebuilt: cached timelines are stale
     runs.phase(s, run_id, "resolve", status="done", **stats.__dict__)
     return stats.__dict__
 

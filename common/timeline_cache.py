@@ -1,0 +1,190 @@
+"""The timeline behind three memory tiers (DESIGN §6): hot in-process LRU, warm Redis, cold Postgres.
+
+- **Hot**: an LRU of finished pages per process (10,000 pages, 24 h), keyed by the entity's
+  version, so a page of an older version is never served again.
+- **Warm**: one Redis sorted set per entity and version, ``<prefix>tl:<entity>:<version>``, scored
+  by ``occurred_at`` in microseconds; members are ``<zero-padded id><item JSON>``, so equal times
+  order by id like the cold keyset. Kept 7 days. Entities with more than ``WARM_MAX_ITEMS``
+  interactions are not copied: their pages come from Postgres (and then the hot tier).
+- **Cold**: ``api.services.timeline`` (keyset on ``(occurred_at, id)``).
+
+Invalidation: the version of an entity is ``<generation>.<entity version>`` read from Redis in one
+MGET per request. The resolve phase rebuilds every interaction link, so it bumps the domain
+generation after each resolve (:func:`invalidate`); a change known to touch only some entities can
+bump just theirs. Redis down means cold reads, never an error.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from typing import Optional
+
+import redis
+import sqlalchemy as sa
+from cachetools import TTLCache
+
+from common import db
+from common.settings import Settings
+
+log = logging.getLogger("payready.timeline")
+
+HOT_MAX_ITEMS = 10_000
+HOT_TTL_S = 24 * 3600
+WARM_TTL_S = 7 * 24 * 3600
+WARM_MAX_ITEMS = 20_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_ID_WIDTH = 19
+
+
+def micros(at: dt.datetime) -> int:
+    return (at - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def invalidate(settings: Settings, entity_ids: Optional[list[str]] = None,
+               client: Optional[redis.Redis] = None) -> None:
+    """Make cached timelines stale: of the given entities, or of the whole domain."""
+    client = client or redis.Redis.from_url(settings.redis_url)
+    p = settings.key_prefix
+    if entity_ids is None:
+        client.incr(f"{p}tl:gen")
+        return
+    pipe = client.pipeline(transaction=False)
+    for entity_id in entity_ids:
+        pipe.incr(f"{p}tl:v:{entity_id}")
+    pipe.execute()
+
+
+class TimelineTiers:
+    """One per process (the API app holds it). Thread-safe: gunicorn threads may share it."""
+
+    def __init__(self, settings: Settings, client: Optional[redis.Redis] = None,
+                 hot_max_items: int = HOT_MAX_ITEMS, hot_ttl_s: float = HOT_TTL_S):
+        self.settings = settings
+        self.redis = client or redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+                                                    decode_responses=True)
+        self.hot: TTLCache = TTLCache(maxsize=hot_max_items, ttl=hot_ttl_s)
+        self._lock = threading.Lock()
+        self.counts = {"hot": 0, "warm": 0, "cold": 0}
+
+    # ---- public ----
+    def page(self, entity_id: str, *, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None,
+             sources: Optional[list[str]] = None, kinds: Optional[list[str]] = None, limit: int = 50,
+             cursor: Optional[str] = None) -> tuple[dict, str]:
+        """(the page, the tier that served it: hot, warm or cold)."""
+        from api import services
+
+        entity_id = services.parse_uuid(entity_id)
+        after = services.decode_cursor(cursor) if cursor else None
+        try:
+            version = self._version(entity_id)
+        except redis.RedisError as exc:
+            log.warning("timeline cache unavailable, reading Postgres: %s", exc)
+            version = None
+        query = (entity_id, version, start, end, tuple(sources or ()), tuple(kinds or ()), limit, cursor)
+        if version is not None:
+            with self._lock:
+                hit = self.hot.get(query)
+            if hit is not None:
+                return self._served(hit, "hot")
+        page, tier = None, "cold"
+        if version is not None:
+            try:
+                page = self._warm_page(entity_id, version, start, end, sources, kinds, limit, after)
+                tier = "warm" if page is not None else "cold"
+            except redis.RedisError as exc:
+                log.warning("warm tier unavailable, reading Postgres: %s", exc)
+        if page is None:
+            page = services.timeline(self.settings, entity_id, start=start, end=end, sources=sources,
+                                     kinds=kinds, limit=limit, cursor=cursor)
+        if version is not None:
+            with self._lock:
+                self.hot[query] = page
+        return self._served(page, tier)
+
+    def hit_ratio(self) -> float:
+        total = sum(self.counts.values())
+        return (self.counts["hot"] + self.counts["warm"]) / total if total else 0.0
+
+    # ---- tiers ----
+    def _served(self, page: dict, tier: str) -> tuple[dict, str]:
+        from common import metrics
+
+        with self._lock:
+            self.counts[tier] += 1
+            ratio = self.hit_ratio()
+        metrics.CACHE_HIT_RATIO.set(ratio)
+        return page, tier
+
+    def _version(self, entity_id: str) -> str:
+        p = self.settings.key_prefix
+        gen, ver = self.redis.mget(f"{p}tl:gen", f"{p}tl:v:{entity_id}")
+        return f"{gen or 0}.{ver or 0}"
+
+    def _key(self, entity_id: str, version: str) -> str:
+        return f"{self.settings.key_prefix}tl:{entity_id}:{version}"
+
+    def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[dict]:  # noqa: ANN001
+        key = self._key(entity_id, version)
+        head = self.redis.get(key + ":head")
+        if head is None:
+            head = self._fill(entity_id, key)
+        if head is None or head == "big":
+            return None
+        high = micros(after[0]) if after and after[0] else "+inf"
+        if end is not None and (high == "+inf" or micros(end) - 1 < high):
+            high = micros(end) - 1
+        low = micros(start) if start else "-inf"
+        items: list[dict] = []
+        batch, offset = max(limit + 1, 64), 0
+        while len(items) <= limit:
+            rows = self.redis.zrevrangebyscore(key, high, low, start=offset, num=batch, withscores=True)
+            for member, score in rows:
+                iid = int(member[:_ID_WIDTH])
+                if after and (int(score), iid) >= (micros(after[0]), after[1]):
+                    continue
+                item = json.loads(member[_ID_WIDTH:])
+                if sources and item["source"] not in sources or kinds and item["kind"] not in kinds:
+                    continue
+                items.append(item)
+                if len(items) > limit:
+                    break
+            if len(rows) < batch:
+                break
+            offset += batch
+        from api import services
+
+        page = items[:limit]
+        nxt = None
+        if len(items) > limit:
+            last = page[-1]
+            nxt = services.encode_cursor(dt.datetime.fromisoformat(last["occurred_at"]), last["id"])
+        return {"entity": json.loads(head), "items": page, "next_cursor": nxt}
+
+    def _fill(self, entity_id: str, key: str) -> Optional[str]:
+        """Copy the entity's whole timeline into its sorted set; None if it does not exist."""
+        from api import services
+
+        with db.transaction(self.settings) as conn:
+            try:
+                entity = services.entity_head(conn, entity_id)
+            except services.NotFound:
+                return None
+            count = conn.execute(sa.text(
+                "SELECT count(*) FROM interaction_entities WHERE entity_id = :eid"), {"eid": entity_id}).scalar()
+            if count > WARM_MAX_ITEMS:
+                self.redis.set(key + ":head", "big", ex=WARM_TTL_S)
+                return "big"
+            rows = conn.execute(sa.text(services.TIMELINE_SQL.format(where="", limit="")),
+                                {"eid": entity_id}).mappings().all()
+        head = json.dumps(entity)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        for start in range(0, len(rows), 1000):
+            pipe.zadd(key, {f"{r['id']:0{_ID_WIDTH}d}" + json.dumps(services.timeline_item(r)): micros(r["occurred_at"])
+                            for r in rows[start:start + 1000]})
+        pipe.expire(key, WARM_TTL_S)
+        pipe.set(key + ":head", head, ex=WARM_TTL_S)
+        pipe.execute()
+        return head
