@@ -40,9 +40,10 @@ def bar_chart(metric: str, title: str, points: Sequence[tuple[str, float]], seri
     for i, (label, value) in enumerate(points):
         h = (HEIGHT - 2 * PAD) * value / top
         x, y = PAD + i * step + step * 0.1, HEIGHT - PAD - h
-        body.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(step * 0.8, 1):.1f}" height="{h:.1f}" '
-                    f'fill="{color(series or label, i)}" data-label="{escape(label)}" data-value="{_fmt(value)}">'
-                    f'<title>{escape(label)}: {_fmt(value)}</title></rect>')
+        if value > 0:  # a zero is the gap, not an invisible bar
+            body.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(step * 0.8, 1):.1f}" height="{h:.1f}" '
+                        f'fill="{color(series or label, i)}" data-label="{escape(label)}" data-value="{_fmt(value)}">'
+                        f'<title>{escape(label)}: {_fmt(value)}</title></rect>')
         if len(points) <= 24:
             body.append(f'<text x="{x:.1f}" y="{HEIGHT - PAD + 14}" class="tick">{escape(label[:14])}</text>')
     return _frame(metric, title, body)

@@ -52,6 +52,7 @@ class AuditWriter:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._pid: Optional[int] = None
+        self._failing = False
 
     def record(self, entry: dict, flush_now: bool = False) -> None:
         self._start()
@@ -72,10 +73,15 @@ class AuditWriter:
             try:
                 with db.transaction(self.settings) as conn:
                     conn.execute(_INSERT, batch)
-            except Exception:  # noqa: BLE001 - the log must survive a database outage; rows wait
-                log.exception("audit write failed; %d rows kept for the next flush", len(batch))
+            except Exception as exc:  # noqa: BLE001 - the log must survive a database outage; rows wait
+                if not self._failing:  # once per outage, not every flush
+                    log.error("audit writes failing, rows kept until the database answers: %s", exc)
+                self._failing = True
                 self._queue.extendleft(reversed(batch))
                 return 0
+            if self._failing:
+                log.warning("audit writes resumed")
+                self._failing = False
             return len(batch)
 
     def _start(self) -> None:
