@@ -1,6 +1,8 @@
 """Phase 6: pre-computed dashboard metrics in ``analytics_cache`` (one row per metric)."""
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
 
 import sqlalchemy as sa
@@ -55,13 +57,22 @@ def refresh(settings: Settings) -> dict[str, int]:
     with db.transaction(settings) as conn:
         for key, sql in METRICS.items():
             rows = [dict(r) for r in conn.execute(sa.text(sql)).mappings()]
-            value = json.loads(json.dumps({"rows": rows}, default=str))
+            value = json.loads(json.dumps({"rows": rows}, default=_jsonable))
             conn.execute(sa.text(
                 "INSERT INTO analytics_cache (key, value, computed_at) VALUES (:k, CAST(:v AS jsonb), now()) "
                 "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, computed_at = now()"),
                 {"k": key, "v": json.dumps(value)})
             sizes[key] = len(rows)
     return sizes
+
+
+def _jsonable(value: object) -> object:
+    """Numbers stay numbers (sums and rounds come back from Postgres as Decimal)."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return str(value)
 
 
 def read(settings: Settings) -> dict:

@@ -41,7 +41,7 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(domain):
     made = _cli(["keys", "create", "--name", "cli-test"], _process_env(domain))
     assert made.returncode == 0
     last = made.stdout.strip().splitlines()[-1]
-    assert last.startswith(f"pr_{domain.domain}_") and " " not in last
+    assert last.startswith(f"pr_{domain.domain}.") and " " not in last
 
 
 def test_bad_configuration_fails_at_start_naming_the_variable(tmp_path):

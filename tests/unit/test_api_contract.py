@@ -102,3 +102,27 @@ def test_charts_carry_their_data_points():
     heights = [float(h) for h in re.findall(r'class="bar"[^>]* height="([\d.]+)"', bars)]
     assert heights[1] == pytest.approx(4 * heights[0])
     assert "no data yet" in charts.horizontal_bar_chart("e", "E", [])
+
+
+def test_dashboard_page_draws_every_metric_and_survives_empty_metrics():
+    import decimal
+
+    from api.analytics import render_dashboard
+    from resolve_worker.analytics import _jsonable
+
+    assert _jsonable(decimal.Decimal("12")) == 12 and _jsonable(decimal.Decimal("1.5")) == 1.5
+    metrics = {
+        "interactions_per_source_per_day": {"rows": [{"source": "gong", "day": "2026-03-01", "n": 4}]},
+        "most_active_companies": {"rows": [{"company_id": "c1", "name": "Acme <Rail>", "interactions": 9}]},
+        "freshness_per_source": {"rows": [{"source": "gong", "last_success_at": "2026-03-01T00:00:00+00:00"},
+                                          {"source": "slack", "last_success_at": None}]},
+        "resolution": {"rows": [{"entity_type": "person", "method": "email", "identities": 7}]},
+        "dead_letters_per_source": {"rows": [{"source": "slack", "stream": "users", "n": 2}]},
+        "run_history": {"rows": [{"run_id": "0123456789", "status": "succeeded", "records_in": 30}]},
+    }
+    page = render_dashboard("pay_ready", metrics)
+    for metric in metrics:
+        assert f'data-metric="{metric}"' in page
+    assert "Acme &lt;Rail&gt;" in page and 'data-value="30"' in page
+    empty = render_dashboard("pay_ready", {})
+    assert empty.count("no data yet") >= 6
