@@ -4,14 +4,15 @@
 
 Starts an embedded Postgres and Redis (or uses PAYREADY_DATABASE_URL/PAYREADY_REDIS_URL), migrates a
 fresh domain, seeds persons, companies and ``--interactions`` interactions with COPY (each linked to
-one person and that person's company), creates an API key, starts the real ``web`` process (gunicorn,
-2 workers, as in the Procfile) on a free loopback port and drives
+one person and that person's company), creates an API key, starts the Procfile's ``web`` command
+(gunicorn) on a free loopback port and drives
 ``GET /api/v1/interactions/timeline?entity_id=<random entity>&limit=20`` with wrk (Debian package),
-``--connections`` connections on 2 threads:
+``--connections`` connections on 2 threads (``--web`` runs another server command instead):
 
 1. **cold**: Redis timeline keys flushed and gunicorn restarted (empty hot tiers); every first visit
    of an entity reads Postgres and fills its warm sorted set;
-2. **warm**: the same again with the tiers filled by run 1 (hot where a process saw the page, else warm).
+2. **warm**: the same again with the tiers filled by run 1 (hot where a process saw the page, else warm);
+3. **healthz**: ``GET /healthz`` (no key, no database, no cache), the server's ceiling on this machine.
 
 Prints wrk's p50/p90/p99 and requests/s per run, the tier mix (X-Cache) of each run, the audit rows
 written, the machine load (`uptime`) beside each figure, and a one-line JSON summary last.
@@ -61,6 +62,10 @@ done = function(summary, latency, requests)
   io.write(string.format("ERRORS %%d\\n", summary.errors.status + summary.errors.connect + summary.errors.timeout))
 end
 """
+
+
+_BASELINE_LUA = 'request = function() return wrk.format("GET", "/healthz") end\n' + _LUA[_LUA.index("done ="):] \
+    .replace("%%", "%")
 
 
 def load() -> str:
@@ -113,17 +118,25 @@ def seed(settings, n: int, rng: random.Random) -> list[str]:
     return companies + [p for p, _ in persons]
 
 
-class Web:
-    """The Procfile's web command: gunicorn, 2 workers."""
+def procfile_web() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return line[len("web:"):].strip()
+    raise SystemExit("Procfile has no web line")
 
-    def __init__(self, env: dict, log: Path):
-        self.env, self.log, self.proc, self.port = env, log, None, free_port()
+
+class Web:
+    """The Procfile's ``web`` command, as ``payready up`` runs it, on a free port."""
+
+    def __init__(self, env: dict, log: Path, command: str):
+        self.env, self.log, self.proc, self.port, self.command = env, log, None, free_port(), command
 
     def start(self) -> str:
         from common import procs
 
-        self.proc = procs.start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers",
-                                 "2", "--timeout", "60", "api:create_app()"], self.env, self.log)
+        env = {**self.env, "PAYREADY_API_HOST": "127.0.0.1", "PAYREADY_API_PORT": str(self.port),
+               "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+        self.proc = procs.start(["bash", "-c", "exec " + self.command], env, self.log)
         base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -138,6 +151,22 @@ class Web:
         from common import procs
 
         procs.stop(self.proc)
+
+
+def audit_cost(settings, rows: int = 5000) -> dict:
+    """What the audit log costs one API call: the in-request append, and the batched write per row."""
+    from common import audit
+
+    writer = audit.AuditWriter(settings)
+    writer._pid = os.getpid()  # measure the flush here, not in the writer's own thread
+    started = time.perf_counter()
+    for i in range(rows):
+        writer.record(audit.row("key:bench", "GET /api/v1/interactions/timeline", f"entity_id={i}", "200", {"ms": 1.0}))
+    queued = time.perf_counter() - started
+    started = time.perf_counter()
+    writer.flush()
+    flushed = time.perf_counter() - started
+    return {"record_us": queued / rows * 1e6, "flush_us_per_row": flushed / rows * 1e6}
 
 
 def wrk(base: str, lua: Path, connections: int, duration: int) -> dict:
@@ -165,6 +194,7 @@ def main() -> int:
     ap.add_argument("--interactions", type=int, default=100_000)
     ap.add_argument("--duration", type=int, default=15)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--web", default=None, help="server command (default: the Procfile's web line)")
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder, removed)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -200,7 +230,9 @@ def main() -> int:
         r = redis.Redis.from_url(settings.redis_url)
         for k in r.scan_iter(f"{settings.key_prefix}tl:*", count=1000):
             r.delete(k)
-        web = Web({**os.environ, **_process_env(settings)}, work / "gunicorn.log")
+        command = args.web or procfile_web()
+        print(f"web: {command}")
+        web = Web({**os.environ, **_process_env(settings)}, work / "gunicorn.log", command)
         base = web.start()
         results = {}
         for run in ("cold", "warm"):
@@ -212,9 +244,19 @@ def main() -> int:
             print(f"{run:5s} p50 {figures['p50_ms']:.2f} ms  p90 {figures['p90_ms']:.2f} ms  "
                   f"p99 {figures['p99_ms']:.2f} ms  {figures['rps']:.0f} req/s  errors {figures['errors']}  "
                   f"tiers now {figures['tiers_after']}  load {before}")
+        baseline = work / "healthz.lua"
+        baseline.write_text(_BASELINE_LUA)
+        before = load()
+        results["healthz"] = {**wrk(base, baseline, args.connections, args.duration), "load": before}
+        h = results["healthz"]
+        print(f"GET /healthz (no key, no database: the server's ceiling here) p50 {h['p50_ms']:.2f} ms  "
+              f"p99 {h['p99_ms']:.2f} ms  {h['rps']:.0f} req/s  load {before}")
         with db.transaction(settings) as conn:
             audited = conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalar()
         print(f"audit rows written: {audited:,}")
+        results["audit"] = audit_cost(settings)
+        print(f"audit cost per API call: {results['audit']['record_us']:.1f} µs to queue in the request, "
+              f"{results['audit']['flush_us_per_row']:.1f} µs per row in the batched INSERT (background thread)")
         summary = {"bench": "api_timeline", "interactions": args.interactions, "entities": len(ids),
                    "connections": args.connections, "duration_s": args.duration, "audit_rows": audited,
                    **{f"{run}_{k}": v for run, f in results.items() for k, v in f.items() if k != "tiers_after"}}

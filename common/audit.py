@@ -24,8 +24,12 @@ log = logging.getLogger("payready.audit")
 
 FLUSH_SECONDS = 0.25
 MAX_QUEUED = 50_000  # beyond this (database down for long) the oldest rows are dropped, with a log line
-_INSERT = sa.text("INSERT INTO audit_log (at, actor, action, target, outcome, detail) "
-                  "VALUES (:at, :actor, :action, :target, :outcome, CAST(:detail AS jsonb))")
+
+def _insert() -> sa.Insert:
+    # a Core insert: SQLAlchemy sends a batch as multi-row VALUES, not one statement per row
+    from common.models import AuditLog
+
+    return sa.insert(AuditLog.__table__)
 
 
 def row(actor: str, action: str, target: Optional[str], outcome: str, detail: Optional[dict] = None,
@@ -34,13 +38,13 @@ def row(actor: str, action: str, target: Optional[str], outcome: str, detail: Op
 
     return {"at": at or utcnow(), "actor": actor[:128], "action": action[:64],
             "target": (target or None) and str(target)[:500], "outcome": str(outcome)[:32],
-            "detail": json.dumps(detail or {}, default=str)}
+            "detail": json.loads(json.dumps(detail or {}, default=str))}
 
 
 def write(settings: Settings, actor: str, action: str, target: Optional[str], outcome: str,
           detail: Optional[dict] = None) -> None:
     with db.transaction(settings) as conn:
-        conn.execute(_INSERT, [row(actor, action, target, outcome, detail)])
+        conn.execute(_insert(), [row(actor, action, target, outcome, detail)])
 
 
 class AuditWriter:
@@ -72,7 +76,7 @@ class AuditWriter:
                 return 0
             try:
                 with db.transaction(self.settings) as conn:
-                    conn.execute(_INSERT, batch)
+                    conn.execute(_insert(), batch)
             except Exception as exc:  # noqa: BLE001 - the log must survive a database outage; rows wait
                 if not self._failing:  # once per outage, not every flush
                     log.error("audit writes failing, rows kept until the database answers: %s", exc)

@@ -127,19 +127,26 @@ class TimelineTiers:
 
     def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[dict]:  # noqa: ANN001
         key = self._key(entity_id, version)
-        head = self.redis.get(key + ":head")
-        if head is None:
-            head = self._fill(entity_id, key)
-        if head is None or head == "big":
-            return None
         high = micros(after[0]) if after and after[0] else "+inf"
         if end is not None and (high == "+inf" or micros(end) - 1 < high):
             high = micros(end) - 1
         low = micros(start) if start else "-inf"
+        batch = max(limit + 1, 64)
+        # the head and the first batch in one round trip; a miss fills the set and reads again
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(key + ":head")
+        pipe.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=True)
+        head, rows = pipe.execute()
+        if head is None:
+            head = self._fill(entity_id, key)
+            if head is None or head == "big":
+                return None
+            rows = self.redis.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=True)
+        if head == "big":
+            return None
         items: list[dict] = []
-        batch, offset = max(limit + 1, 64), 0
-        while len(items) <= limit:
-            rows = self.redis.zrevrangebyscore(key, high, low, start=offset, num=batch, withscores=True)
+        offset = 0
+        while True:
             for member, score in rows:
                 iid = int(member[:_ID_WIDTH])
                 if after and (int(score), iid) >= (micros(after[0]), after[1]):
@@ -150,9 +157,10 @@ class TimelineTiers:
                 items.append(item)
                 if len(items) > limit:
                     break
-            if len(rows) < batch:
+            if len(items) > limit or len(rows) < batch:
                 break
             offset += batch
+            rows = self.redis.zrevrangebyscore(key, high, low, start=offset, num=batch, withscores=True)
         from api import services
 
         page = items[:limit]
