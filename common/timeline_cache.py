@@ -8,17 +8,22 @@
   interactions are not copied: their pages come from Postgres (and then the hot tier).
 - **Cold**: ``api.services.timeline`` (keyset on ``(occurred_at, id)``).
 
-Invalidation: the version of an entity is ``<generation>.<entity version>`` read from Redis in one
-MGET per request. The resolve phase rebuilds every interaction link, so it bumps the domain
-generation after each resolve (:func:`invalidate`); a change known to touch only some entities can
-bump just theirs. Redis down means cold reads, never an error.
+Invalidation: the version of an entity is ``<generation>.<entity version>`` in Redis; warm keys
+carry it. The resolve phase rebuilds every interaction link, so it bumps the domain generation
+after each resolve (:func:`invalidate`); a change known to touch only some entities can bump just
+theirs. :func:`invalidate` also publishes the change, and each API process listens: while its
+subscription is up, hot hits need no Redis round trip (a message makes older hot pages
+unreachable; a (re)subscription drops them all). Without a live subscription every request reads
+the version (one MGET) first. Redis down means cold reads, never an error.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import os
 import threading
+import time
 from typing import Optional
 
 import redis
@@ -42,17 +47,21 @@ def micros(at: dt.datetime) -> int:
     return (at - _EPOCH) // dt.timedelta(microseconds=1)
 
 
+def channel(settings: Settings) -> str:
+    return f"{settings.key_prefix}tl:invalidated"
+
+
 def invalidate(settings: Settings, entity_ids: Optional[list[str]] = None,
                client: Optional[redis.Redis] = None) -> None:
     """Make cached timelines stale: of the given entities, or of the whole domain."""
     client = client or redis.Redis.from_url(settings.redis_url)
     p = settings.key_prefix
+    pipe = client.pipeline(transaction=True)
     if entity_ids is None:
-        client.incr(f"{p}tl:gen")
-        return
-    pipe = client.pipeline(transaction=False)
-    for entity_id in entity_ids:
+        pipe.incr(f"{p}tl:gen")
+    for entity_id in entity_ids or ():
         pipe.incr(f"{p}tl:v:{entity_id}")
+    pipe.publish(channel(settings), "*" if entity_ids is None else ",".join(entity_ids))
     pipe.execute()
 
 
@@ -60,13 +69,19 @@ class TimelineTiers:
     """One per process (the API app holds it). Thread-safe: gunicorn threads may share it."""
 
     def __init__(self, settings: Settings, client: Optional[redis.Redis] = None,
-                 hot_max_items: int = HOT_MAX_ITEMS, hot_ttl_s: float = HOT_TTL_S):
+                 hot_max_items: int = HOT_MAX_ITEMS, hot_ttl_s: float = HOT_TTL_S, listen: bool = True):
         self.settings = settings
         self.redis = client or redis.Redis.from_url(settings.redis_url, socket_timeout=2,
                                                     decode_responses=True)
         self.hot: TTLCache = TTLCache(maxsize=hot_max_items, ttl=hot_ttl_s)
         self._lock = threading.Lock()
         self.counts = {"hot": 0, "warm": 0, "cold": 0}
+        self.invalidations = 0  # messages applied (tests wait on it)
+        self._listen = listen
+        self._listener_pid: Optional[int] = None
+        self.listening = threading.Event()
+        self._local_gen = 0
+        self._local_versions: dict[str, int] = {}
 
     # ---- public ----
     def page(self, entity_id: str, *, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None,
@@ -77,13 +92,22 @@ class TimelineTiers:
 
         entity_id = services.parse_uuid(entity_id)
         after = services.decode_cursor(cursor) if cursor else None
+        self._start_listener()
+        params = (start, end, tuple(sources or ()), tuple(kinds or ()), limit, cursor)
+        query = None
+        if self.listening.is_set():  # taken before any read, so a change arriving meanwhile wins
+            with self._lock:
+                query = (entity_id, "local", self._local_gen, self._local_versions.get(entity_id, 0), *params)
+                hit = self.hot.get(query)
+            if hit is not None:
+                return self._served(hit, "hot")
         try:
             version = self._version(entity_id)
         except redis.RedisError as exc:
             log.warning("timeline cache unavailable, reading Postgres: %s", exc)
             version = None
-        query = (entity_id, version, start, end, tuple(sources or ()), tuple(kinds or ()), limit, cursor)
-        if version is not None:
+        if query is None and version is not None:
+            query = (entity_id, version, *params)
             with self._lock:
                 hit = self.hot.get(query)
             if hit is not None:
@@ -98,7 +122,7 @@ class TimelineTiers:
         if page is None:
             page = services.timeline(self.settings, entity_id, start=start, end=end, sources=sources,
                                      kinds=kinds, limit=limit, cursor=cursor)
-        if version is not None:
+        if query is not None:
             with self._lock:
                 self.hot[query] = page
         return self._served(page, tier)
@@ -116,6 +140,45 @@ class TimelineTiers:
             ratio = self.hit_ratio()
         metrics.CACHE_HIT_RATIO.set(ratio)
         return page, tier
+
+    # ---- invalidation messages ----
+    def _start_listener(self) -> None:
+        if not self._listen or self._listener_pid == os.getpid():
+            return
+        self._listener_pid = os.getpid()  # a forked process starts its own
+        self.listening = threading.Event()
+        threading.Thread(target=self._listen_loop, name="timeline-invalidations", daemon=True).start()
+
+    def _listen_loop(self) -> None:
+        failing = False
+        while True:
+            try:
+                pubsub = self.redis.pubsub()
+                pubsub.subscribe(channel(self.settings))
+                for message in pubsub.listen():
+                    if message["type"] == "subscribe":
+                        # messages sent before now were missed: no hot page from before stays reachable
+                        self._apply("*")
+                        self.listening.set()
+                        failing = False
+                    elif message["type"] == "message":
+                        self._apply(message["data"])
+            except Exception as exc:  # noqa: BLE001 - fall back to a version read per request
+                self.listening.clear()
+                if not failing:
+                    log.warning("timeline invalidation channel lost, checking versions per request: %s", exc)
+                failing = True
+                time.sleep(1)
+
+    def _apply(self, data: str) -> None:
+        with self._lock:
+            if data == "*":
+                self._local_gen += 1
+                self._local_versions.clear()
+            else:
+                for entity_id in data.split(","):
+                    self._local_versions[entity_id] = self._local_versions.get(entity_id, 0) + 1
+            self.invalidations += 1
 
     def _version(self, entity_id: str) -> str:
         p = self.settings.key_prefix

@@ -56,7 +56,18 @@ def tiers(domain):
     client = redis.Redis.from_url(domain.redis_url, decode_responses=True)
     for key in client.scan_iter(f"{domain.key_prefix}tl:*"):
         client.delete(key)
-    return TimelineTiers(domain, client)
+    tiers = TimelineTiers(domain, client)
+    tiers._start_listener()
+    assert tiers.listening.wait(10), "subscribed to the invalidation channel"
+    return tiers
+
+
+def applied(tiers, before: int) -> None:
+    """Wait until this process has received an invalidation published after ``before`` were applied."""
+    deadline = time.monotonic() + 10
+    while tiers.invalidations <= before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tiers.invalidations > before
 
 
 def walk(tiers_or_none, settings, entity, **filters) -> tuple[list, set]:
@@ -109,12 +120,25 @@ def test_a_change_invalidates_every_tier(domain, seeded, tiers):
                      {"p": seeded["alice"], "i": iid, "at": BASE + dt.timedelta(days=30)})
     stale, tier = tiers.page(seeded["alice"], limit=5)
     assert tier == "hot" and stale == before, "without invalidation the cache still answers"
+    seen = tiers.invalidations
     timeline_cache.invalidate(domain, [seeded["alice"]])
+    applied(tiers, seen)
     fresh, tier = tiers.page(seeded["alice"], limit=5)
     assert tier == "warm" and fresh["items"][0]["title"] == "newest call"
+    assert tiers.page(seeded["bob"], limit=5)[1] == "warm" and tiers.page(seeded["bob"], limit=5)[1] == "hot"
+    seen = tiers.invalidations
     timeline_cache.invalidate(domain)  # the whole domain (what the resolve phase does)
+    applied(tiers, seen)
     assert tiers.page(seeded["alice"], limit=5)[1] == "warm"
     assert tiers.page(seeded["alice"], limit=5)[1] == "hot"
+    assert tiers.page(seeded["bob"], limit=5)[1] == "warm", "a domain-wide change reaches every entity"
+
+
+def test_without_the_channel_each_request_checks_the_version(domain, seeded, tiers):
+    deaf = TimelineTiers(domain, tiers.redis, listen=False)
+    assert deaf.page(seeded["alice"], limit=4)[1] == "warm" and deaf.page(seeded["alice"], limit=4)[1] == "hot"
+    timeline_cache.invalidate(domain, [seeded["alice"]])
+    assert deaf.page(seeded["alice"], limit=4)[1] == "warm", "the version read saw the change at once"
 
 
 def test_hit_ratio_gauge_is_exported(domain, seeded, tiers):
