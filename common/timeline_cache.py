@@ -152,10 +152,14 @@ class TimelineTiers:
     def _listen_loop(self) -> None:
         failing = False
         while True:
+            pubsub = self.redis.pubsub()
             try:
-                pubsub = self.redis.pubsub()
                 pubsub.subscribe(channel(self.settings))
-                for message in pubsub.listen():
+                while True:
+                    # polled, so the client's socket timeout never reads a quiet channel as lost
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
                     if message["type"] == "subscribe":
                         # messages sent before now were missed: no hot page from before stays reachable
                         self._apply("*")
@@ -168,6 +172,7 @@ class TimelineTiers:
                 if not failing:
                     log.warning("timeline invalidation channel lost, checking versions per request: %s", exc)
                 failing = True
+                pubsub.close()
                 time.sleep(1)
 
     def _apply(self, data: str) -> None:

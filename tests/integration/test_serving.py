@@ -134,6 +134,13 @@ def test_a_change_invalidates_every_tier(domain, seeded, tiers):
     assert tiers.page(seeded["bob"], limit=5)[1] == "warm", "a domain-wide change reaches every entity"
 
 
+def test_a_quiet_channel_stays_subscribed(tiers):
+    """Longer than the client's 2 s socket timeout without a message: still the same subscription."""
+    seen = tiers.invalidations
+    time.sleep(3)
+    assert tiers.listening.is_set() and tiers.invalidations == seen
+
+
 def test_without_the_channel_each_request_checks_the_version(domain, seeded, tiers):
     deaf = TimelineTiers(domain, tiers.redis, listen=False)
     assert deaf.page(seeded["alice"], limit=4)[1] == "warm" and deaf.page(seeded["alice"], limit=4)[1] == "hot"
