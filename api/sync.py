@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 
-from api import openapi
+from api import openapi, params
 from api.errors import ApiError
 from common import runs
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
-SOURCES = ("gong", "slack", "hubspot", "salesforce")
+SOURCES = params.SOURCES
 
 
 @bp.post("/trigger")
