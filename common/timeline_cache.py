@@ -1,7 +1,8 @@
 """The timeline behind three memory tiers (DESIGN §6): hot in-process LRU, warm Redis, cold Postgres.
 
-- **Hot**: an LRU of finished pages per process (10,000 pages, 24 h), keyed by the entity's
-  version, so a page of an older version is never served again.
+- **Hot**: an LRU of finished pages per process holding at most 10,000 timeline items in all (a
+  page weighs its item count), each kept 24 h, keyed by the entity's version, so a page of an
+  older version is never served again.
 - **Warm**: one Redis sorted set per entity and version, ``<prefix>tl:<entity>:<version>``, scored
   by ``occurred_at`` in microseconds; members are ``<zero-padded id><item JSON>``, so equal times
   order by id like the cold keyset. Kept 7 days. Entities with more than ``WARM_MAX_ITEMS``
@@ -47,6 +48,10 @@ def micros(at: dt.datetime) -> int:
     return (at - _EPOCH) // dt.timedelta(microseconds=1)
 
 
+def _page_weight(page: dict) -> int:
+    return max(1, len(page["items"]))
+
+
 def channel(settings: Settings) -> str:
     return f"{settings.key_prefix}tl:invalidated"
 
@@ -73,7 +78,7 @@ class TimelineTiers:
         self.settings = settings
         self.redis = client or redis.Redis.from_url(settings.redis_url, socket_timeout=2,
                                                     decode_responses=True)
-        self.hot: TTLCache = TTLCache(maxsize=hot_max_items, ttl=hot_ttl_s)
+        self.hot: TTLCache = TTLCache(maxsize=hot_max_items, ttl=hot_ttl_s, getsizeof=_page_weight)
         self._lock = threading.Lock()
         self.counts = {"hot": 0, "warm": 0, "cold": 0}
         self.invalidations = 0  # messages applied (tests wait on it)
@@ -122,7 +127,7 @@ class TimelineTiers:
         if page is None:
             page = services.timeline(self.settings, entity_id, start=start, end=end, sources=sources,
                                      kinds=kinds, limit=limit, cursor=cursor)
-        if query is not None:
+        if query is not None and _page_weight(page) <= self.hot.maxsize:
             with self._lock:
                 self.hot[query] = page
         return self._served(page, tier)

@@ -134,6 +134,14 @@ def test_a_change_invalidates_every_tier(domain, seeded, tiers):
     assert tiers.page(seeded["bob"], limit=5)[1] == "warm", "a domain-wide change reaches every entity"
 
 
+def test_the_hot_tier_holds_a_bounded_number_of_items(domain, seeded, tiers):
+    small = TimelineTiers(domain, tiers.redis, hot_max_items=10, listen=False)
+    small.page(seeded["company"], limit=6)
+    small.page(seeded["alice"], limit=6)  # 12 items > 10: the older page goes
+    assert small.hot.currsize == 6 and len(small.hot) == 1
+    assert small.page(seeded["company"], limit=6)[1] == "warm"
+
+
 def test_a_quiet_channel_stays_subscribed(tiers):
     """Longer than the client's 2 s socket timeout without a message: still the same subscription."""
     seen = tiers.invalidations
