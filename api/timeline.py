@@ -24,6 +24,10 @@ def timeline():  # noqa: ANN201
     return response
 
 
+_RESPONSES = openapi.responses("A page of the timeline", "TimelinePage", 400, 401, 403, 404)
+_RESPONSES["200"]["headers"] = {"X-Cache": {"description": "The memory tier that answered",
+                                            "schema": {"type": "string", "enum": ["hot", "warm", "cold"]}}}
+
 OPENAPI = {
     "/api/v1/interactions/timeline": {"get": {
         "summary": "Interactions of a person or company (a company includes its people), newest first",
@@ -37,8 +41,7 @@ OPENAPI = {
                                                                            "maximum": 500, "default": 50}),
             openapi.query("cursor", "next_cursor of the previous page"),
         ],
-        "responses": openapi.responses("A page of the timeline; X-Cache tells the tier (hot, warm, cold)",
-                                       "TimelinePage", 400, 401, 403, 404),
+        "responses": _RESPONSES,
     }},
 }
 
