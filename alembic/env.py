@@ -37,6 +37,7 @@ def run_migrations_online() -> None:
 def _run(connection: sa.engine.Connection, schema: str) -> None:
     connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     connection.execute(sa.text(f'SET search_path TO "{schema}", public'))
+    connection.execute(sa.text("SELECT set_config('app.domain', :d, false)"), {"d": schema})
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

@@ -1,4 +1,8 @@
-"""The Flask API (served by gunicorn as `api:create_app()`). Read DESIGN §8 for the routes."""
+"""The Flask API (served by gunicorn as `api:create_app()`). Read DESIGN §8 for the routes.
+
+create_app is the wiring diagram: one ``init_app`` per subsystem, one blueprint module per area.
+A new area adds its module (routes plus its OPENAPI paths) and one line below.
+"""
 from __future__ import annotations
 
 from typing import Optional
@@ -12,15 +16,19 @@ from common.settings import Settings
 def create_app(settings: Optional[Settings] = None) -> Flask:
     settings = settings or embedded.resolve_urls(settings_mod.get())
     settings_mod.override(settings)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config["PAYREADY"] = settings
     app.json.sort_keys = False
 
-    from api import auth, errors, health, sync, timeline
+    from api import analytics, audit, auth, entities, errors, health, openapi, sync, timeline
 
     errors.init_app(app)
+    audit.init_app(app)
     auth.init_app(app)
+    openapi.init_app(app)
     health.init_app(app)
-    sync.init_app(app)
+    entities.init_app(app)
     timeline.init_app(app)
+    sync.init_app(app)
+    analytics.init_app(app)
     return app

@@ -1,10 +1,19 @@
-"""API keys: stored as SHA-256 hashes, bound to one domain; every /api/v1 call needs one."""
+"""API keys: stored as SHA-256 hashes, bound to one domain; every /api/v1 call needs one.
+
+A key reads ``pr_<domain>.<secret>``. It is looked up by hash in the serving domain's own
+``api_keys``; a key naming another domain is refused with 403 without looking anything up there
+(domains never read each other's tables). Lookups are cached per process for ``KEY_CACHE_SECONDS``,
+so a revoked key stops working within that time.
+"""
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
+import threading
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 from flask import Flask, current_app, g, request
 
 from api.errors import ApiError
@@ -12,37 +21,91 @@ from common import db
 from common.settings import Settings
 
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json")
+PROTECTED_PREFIXES = ("/api/v1/", "/dashboard")
+KEY_PREFIX = "pr_"
+KEY_CACHE_SECONDS = 30
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def key_domain(key: str) -> str | None:
+    """The domain a key names, or None if it is not shaped like one of ours."""
+    if not key.startswith(KEY_PREFIX) or "." not in key:
+        return None
+    return key[len(KEY_PREFIX):].split(".", 1)[0] or None
+
+
 def create_key(settings: Settings, name: str) -> str:
-    key = f"pr_{settings.domain}_{secrets.token_urlsafe(32)}"
+    key = f"{KEY_PREFIX}{settings.domain}.{secrets.token_urlsafe(32)}"
     with db.transaction(settings) as conn:
         conn.execute(sa.text("INSERT INTO api_keys (id, name, key_hash, domain) VALUES (gen_random_uuid(), :n, :h, :d)"),
                      {"n": name, "h": hash_key(key), "d": settings.domain})
     return key
 
 
-def _authenticate() -> None:
-    if not request.path.startswith("/api/v1/") or request.path in PUBLIC_PATHS:
-        return
+def _presented_key() -> str:
+    """The key from ``Authorization: Bearer <key>``, or Basic with the key as password (browsers)."""
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or not header[7:].strip():
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip()).decode().partition(":")[2].strip()
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
+
+
+class KeyStore:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._cache: TTLCache = TTLCache(maxsize=10_000, ttl=KEY_CACHE_SECONDS)
+        self._lock = threading.Lock()
+
+    def lookup(self, key: str) -> tuple[str, str] | None:
+        """(name, domain) of a live key, else None."""
+        digest = hash_key(key)
+        with self._lock:
+            if digest in self._cache:
+                return self._cache[digest]
+        with db.transaction(self.settings) as conn:
+            row = conn.execute(sa.text(
+                "UPDATE api_keys SET last_used_at = now() WHERE key_hash = :h AND revoked_at IS NULL "
+                "RETURNING name, domain"), {"h": digest}).first()
+        found = (row.name, row.domain) if row else None
+        with self._lock:
+            self._cache[digest] = found
+        return found
+
+
+def _challenge() -> dict:
+    # browsers opening /dashboard ask for the key (as the password) instead of showing JSON
+    return {"WWW-Authenticate": 'Basic realm="payready"'} if request.path == "/dashboard" else {}
+
+
+def _authenticate() -> None:
+    path = request.path
+    if path in PUBLIC_PATHS or not path.startswith(PROTECTED_PREFIXES):
+        return
     settings: Settings = current_app.config["PAYREADY"]
-    with db.transaction(settings) as conn:
-        row = conn.execute(sa.text(
-            "UPDATE api_keys SET last_used_at = now() WHERE key_hash = :h AND revoked_at IS NULL "
-            "RETURNING name, domain"), {"h": hash_key(header[7:].strip())}).first()
-    if row is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked API key")
-    if row.domain != settings.domain:
+    key = _presented_key()
+    if not key:
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>", _challenge())
+    named = key_domain(key)
+    if named is not None and named != settings.domain:
+        raise ApiError(403, "forbidden", f"this key belongs to domain {named!r}; this API serves {settings.domain!r}")
+    found = current_app.extensions["payready_keys"].lookup(key)
+    if found is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked API key", _challenge())
+    name, domain = found
+    if domain != settings.domain:
         raise ApiError(403, "forbidden", "this key belongs to another domain")
-    g.actor = f"key:{row.name}"
+    g.actor = f"key:{name}"
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["payready_keys"] = KeyStore(app.config["PAYREADY"])
     app.before_request(_authenticate)

@@ -12,9 +12,9 @@ log = logging.getLogger("payready.api")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 def error_response(status: int, code: str, message: str):  # noqa: ANN201
@@ -24,7 +24,8 @@ def error_response(status: int, code: str, message: str):  # noqa: ANN201
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api(exc: ApiError):  # noqa: ANN202
-        return error_response(exc.status, exc.code, exc.message)
+        body, status = error_response(exc.status, exc.code, exc.message)
+        return body, status, exc.headers
 
     @app.errorhandler(BadRequest)
     def _bad(exc: BadRequest):  # noqa: ANN202

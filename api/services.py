@@ -42,12 +42,27 @@ def parse_uuid(value: str, name: str = "entity_id") -> str:
         raise BadRequest(f"{name} must be a UUID") from None
 
 
+TIMELINE_SQL = (
+    "SELECT i.id, i.source, i.source_type, i.source_id, i.kind, i.occurred_at, i.title, i.url, "
+    "left(coalesce(i.body, (SELECT string_agg(t.text, ' ' ORDER BY t.start_ms) FROM interaction_turns t "
+    "WHERE t.interaction_id = i.id)), 280) AS snippet "
+    "FROM interaction_entities ie JOIN interactions i ON i.id = ie.interaction_id "
+    "WHERE ie.entity_id = :eid AND i.occurred_at IS NOT NULL AND NOT i.deleted{where} "
+    "ORDER BY i.occurred_at DESC, i.id DESC{limit}")
+
+
+def timeline_item(row: dict) -> dict:
+    return dict(row) | {"occurred_at": row["occurred_at"].isoformat()}
+
+
 def timeline(settings: Settings, entity_id: str, *, start: Optional[dt.datetime] = None,
              end: Optional[dt.datetime] = None, sources: Optional[list[str]] = None,
              kinds: Optional[list[str]] = None, limit: int = 50, cursor: Optional[str] = None) -> dict:
-    """Interactions of a person or company, newest first, keyset-paginated on (occurred_at, id)."""
+    """Interactions of a person or company, newest first, keyset-paginated on (occurred_at, id).
+
+    This is the cold tier; the API serves it through ``common.timeline_cache``."""
     entity_id = parse_uuid(entity_id)
-    where = ["ie.entity_id = :eid", "i.occurred_at IS NOT NULL", "NOT i.deleted"]
+    where = []
     params: dict = {"eid": entity_id, "limit": limit + 1}
     if start:
         where.append("i.occurred_at >= :start")
@@ -65,20 +80,16 @@ def timeline(settings: Settings, entity_id: str, *, start: Optional[dt.datetime]
         at, iid = decode_cursor(cursor)
         where.append("(i.occurred_at, i.id) < (:c_at, :c_id)")
         params.update(c_at=at, c_id=iid)
+    sql = TIMELINE_SQL.format(where="".join(f" AND {w}" for w in where), limit=" LIMIT :limit")
     with db.transaction(settings) as conn:
-        entity = _entity_head(conn, entity_id)
-        rows = conn.execute(sa.text(
-            "SELECT i.id, i.source, i.source_type, i.source_id, i.kind, i.occurred_at, i.title, i.url, "
-            "left(coalesce(i.body, (SELECT string_agg(t.text, ' ' ORDER BY t.start_ms) FROM interaction_turns t "
-            "WHERE t.interaction_id = i.id)), 280) AS snippet "
-            "FROM interaction_entities ie JOIN interactions i ON i.id = ie.interaction_id "
-            f"WHERE {' AND '.join(where)} ORDER BY i.occurred_at DESC, i.id DESC LIMIT :limit"), params).mappings().all()
-    items = [dict(r) | {"occurred_at": r["occurred_at"].isoformat()} for r in rows[:limit]]
+        entity = entity_head(conn, entity_id)
+        rows = conn.execute(sa.text(sql), params).mappings().all()
+    items = [timeline_item(r) for r in rows[:limit]]
     nxt = encode_cursor(rows[limit - 1]["occurred_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
     return {"entity": entity, "items": items, "next_cursor": nxt}
 
 
-def _entity_head(conn: sa.engine.Connection, entity_id: str) -> dict:
+def entity_head(conn: sa.engine.Connection, entity_id: str) -> dict:
     row = conn.execute(sa.text(
         "SELECT 'person' AS type, id::text, display_name AS name, primary_email AS email, NULL AS domain "
         "FROM persons WHERE id = :id UNION ALL "
@@ -92,7 +103,7 @@ def _entity_head(conn: sa.engine.Connection, entity_id: str) -> dict:
 def get_entity(settings: Settings, entity_id: str) -> dict:
     entity_id = parse_uuid(entity_id)
     with db.transaction(settings) as conn:
-        head = _entity_head(conn, entity_id)
+        head = entity_head(conn, entity_id)
         identities = conn.execute(sa.text(
             "SELECT em.source, em.source_type, em.source_id, em.confidence, em.method, em.evidence, si.name, si.emails "
             "FROM entity_mappings em LEFT JOIN source_identities si USING (source, source_type, source_id) "

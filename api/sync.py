@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, jsonify, request, url_for
 
+from api import openapi, params
 from api.errors import ApiError
 from common import runs
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
-SOURCES = ("gong", "slack", "hubspot", "salesforce")
+SOURCES = params.SOURCES
 
 
 @bp.post("/trigger")
@@ -40,5 +41,22 @@ def run_status(run_id: str):  # noqa: ANN201
     return jsonify(run)
 
 
+OPENAPI = {
+    "/api/v1/sync/trigger": {"post": {
+        "summary": "Start a run; an active run for any of these sources is returned instead (created=false)",
+        "requestBody": {"required": False, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/SyncTrigger"}}}},
+        "responses": openapi.responses("The run and its status URL (also in Location)", "SyncStarted",
+                                       400, 401, 403, status=202),
+    }},
+    "/api/v1/sync/runs/{run_id}": {"get": {
+        "summary": "A run: status, phases, counts per source (in, processed, dead-lettered), errors",
+        "parameters": [openapi.path_param("run_id", "The run id (UUID)")],
+        "responses": openapi.responses("The run", "SyncRun", 401, 403, 404),
+    }},
+}
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    openapi.add_paths(app, OPENAPI)

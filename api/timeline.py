@@ -1,67 +1,52 @@
-"""Timeline and entity routes."""
+"""GET /api/v1/interactions/timeline: a person's or company's interactions through the memory tiers."""
 from __future__ import annotations
-
-import datetime as dt
-from typing import Optional
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from api import services
-from api.errors import ApiError
+from api import openapi, params
+from common.timeline_cache import TimelineTiers
 
 bp = Blueprint("timeline", __name__, url_prefix="/api/v1")
-KINDS = ("call", "thread", "note", "email", "meeting", "task", "event")
-SOURCES = ("gong", "slack", "hubspot", "salesforce")
-
-
-def _time(name: str) -> Optional[dt.datetime]:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name} must be an ISO-8601 date or time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
-def _choices(name: str, allowed: tuple[str, ...]) -> Optional[list[str]]:
-    raw = request.args.get(name)
-    if not raw:
-        return None
-    values = [v.strip() for v in raw.split(",") if v.strip()]
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise ApiError(400, "bad_request", f"{name} must be drawn from {', '.join(allowed)}; got {', '.join(bad)}")
-    return values
 
 
 @bp.get("/interactions/timeline")
 def timeline():  # noqa: ANN201
-    entity_id = request.args.get("entity_id")
-    if not entity_id:
-        raise ApiError(400, "bad_request", "entity_id is required")
-    try:
-        limit = int(request.args.get("limit", "50"))
-    except ValueError:
-        raise ApiError(400, "bad_request", "limit must be an integer") from None
-    if not 1 <= limit <= 500:
-        raise ApiError(400, "bad_request", "limit must be between 1 and 500")
-    return jsonify(services.timeline(
-        current_app.config["PAYREADY"], entity_id, start=_time("from"), end=_time("to"),
-        sources=_choices("source", SOURCES), kinds=_choices("type", KINDS), limit=limit,
-        cursor=request.args.get("cursor")))
+    args = request.args
+    entity_id = params.required(args, "entity_id")
+    start, end = params.time_param(args, "from"), params.time_param(args, "to")
+    params.time_window(start, end)
+    page, tier = current_app.extensions["payready_timeline"].page(
+        entity_id, start=start, end=end, sources=params.choices_param(args, "source", params.SOURCES),
+        kinds=params.choices_param(args, "type", params.KINDS),
+        limit=params.int_param(args, "limit", 50, 1, 500), cursor=args.get("cursor") or None)
+    response = jsonify(page)
+    response.headers["X-Cache"] = tier
+    return response
 
 
-@bp.get("/entities/<entity_id>")
-def entity(entity_id: str):  # noqa: ANN201
-    return jsonify(services.get_entity(current_app.config["PAYREADY"], entity_id))
+_RESPONSES = openapi.responses("A page of the timeline", "TimelinePage", 400, 401, 403, 404)
+_RESPONSES["200"]["headers"] = {"X-Cache": {"description": "The memory tier that answered",
+                                            "schema": {"type": "string", "enum": ["hot", "warm", "cold"]}}}
 
-
-@bp.get("/entities")
-def entities():  # noqa: ANN201
-    return jsonify({"items": services.find_entities(current_app.config["PAYREADY"], request.args.get("q", ""))})
+OPENAPI = {
+    "/api/v1/interactions/timeline": {"get": {
+        "summary": "Interactions of a person or company (a company includes its people), newest first",
+        "parameters": [
+            openapi.query("entity_id", "A person or company id (UUID)", required=True, fmt="uuid"),
+            openapi.query("from", "Only interactions at or after this ISO-8601 time", fmt="date-time"),
+            openapi.query("to", "Only interactions before this ISO-8601 time", fmt="date-time"),
+            openapi.query("source", "Comma list of " + ", ".join(params.SOURCES)),
+            openapi.query("type", "Comma list of kinds: " + ", ".join(params.KINDS)),
+            openapi.query("limit", "Page size, 1-500 (default 50)", schema={"type": "integer", "minimum": 1,
+                                                                           "maximum": 500, "default": 50}),
+            openapi.query("cursor", "next_cursor of the previous page"),
+        ],
+        "responses": _RESPONSES,
+    }},
+}
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["payready_timeline"] = TimelineTiers(app.config["PAYREADY"])
     app.register_blueprint(bp)
+    openapi.add_paths(app, OPENAPI)

@@ -5,6 +5,7 @@ Configuration errors end the command with exit 2 and a message naming the variab
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -38,7 +39,10 @@ def migrate(settings: Settings) -> str:
     cfg.set_main_option("script_location", str(ROOT / "alembic"))
     cfg.attributes["settings"] = settings
     command.upgrade(cfg, "head")
+    from common import rls
+
     with db.transaction(settings) as conn:
+        rls.protect_schema(conn, settings.schema)  # tables added after migration 0007 too
         return db.current_revision(conn) or ""
 
 
@@ -72,7 +76,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from common import runs
+    from common import audit, runs
 
     s = _settings()
     if not _has_database(s):
@@ -82,6 +86,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     started = runs.start_run(s, sources, trigger="cli", full_refresh=args.full_refresh)
     if started.created:
         runs.build_canvas(s, started.run_id, sources).apply_async()
+    audit.write(s, f"cli:{getpass.getuser()}", "sync.trigger", f"run_id={started.run_id}",
+                "created" if started.created else "joined", {"sources": sources})
     if not args.wait:
         print(json.dumps({"run_id": started.run_id, "created": started.created}) if args.json else started.run_id)
         return 0

@@ -31,6 +31,8 @@ def make_engine(url: str, schema: str, pool_size: int = 5) -> Engine:
         # public stays on the path for the pgvector type and operators.
         with dbapi_conn.cursor() as cur:
             cur.execute(f'SET search_path TO "{schema}", public')
+            # the domain row-level security policies admit (common/rls.py)
+            cur.execute("SELECT set_config('app.domain', %s, false)", (schema,))
         dbapi_conn.commit()
 
     return engine

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from common import celery_app as ca
-from common import db, runs, settings as settings_mod
+from common import audit, db, runs, settings as settings_mod
 from ingest_worker import airbyte_jobs as airbyte, pipeline
 
 
@@ -89,4 +89,6 @@ def dispatch_sync(self, sources: list[str] | None = None) -> dict:
     started = runs.start_run(s, chosen, trigger="beat")
     if started.created:
         runs.build_canvas(s, started.run_id, chosen).apply_async()
+    audit.write(s, "beat", "sync.trigger", f"run_id={started.run_id}",
+                "created" if started.created else "joined", {"sources": chosen})
     return {"run_id": started.run_id, "created": started.created}

@@ -1,19 +1,24 @@
-"""The API over real HTTP (gunicorn subprocess) on a synced domain: auth, trigger, status,
-entities, timeline with keyset pagination, and JSON errors for bad requests."""
+"""The API over real HTTP (gunicorn subprocess) on a synced domain: auth (401, 403 for another
+domain's key), trigger, status, entities, timeline with keyset pagination and cache tiers, the
+audit log, the dashboard rendered by headless Chromium, and JSON errors for bad requests."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from html.parser import HTMLParser
 
 import pytest
+import sqlalchemy as sa
 
-from common import procs
+from common import db, procs
 from common.cli import _process_env
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, drop_domain, free_port, make_settings
 
 
 class Client:
@@ -29,6 +34,7 @@ class Client:
             req.add_header("Authorization", f"Bearer {key}")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
+                self.last_headers = resp.headers
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
@@ -66,7 +72,7 @@ def test_auth_is_required(api):
     assert api.call("GET", "/healthz", key=None) == (200, {"status": "ok"})
 
 
-def test_trigger_status_entities_and_timeline(api):
+def test_trigger_status_entities_and_timeline(api, domain):
     status, body = api.call("POST", "/api/v1/sync/trigger", {"sources": ["gong", "slack", "hubspot", "salesforce"]})
     assert status == 202 and body["created"] and body["status_url"].endswith(body["run_id"])
     again = api.call("POST", "/api/v1/sync/trigger", {"sources": ["hubspot"]})
@@ -99,6 +105,74 @@ def test_trigger_status_entities_and_timeline(api):
     assert len(seen) == entity["interaction_count"] and len(set(seen)) == len(seen)
     assert seen == sorted(seen, reverse=True), "newest first, no gaps or repeats across pages"
     assert pages > 1
+    status, again = api.call("GET", f"/api/v1/interactions/timeline?entity_id={companies[0]['id']}&limit=3")
+    assert status == 200 and api.last_headers["X-Cache"] in ("hot", "warm")
+
+    with db.transaction(domain) as conn:
+        audited = conn.execute(sa.text(
+            "SELECT actor, target, outcome FROM audit_log WHERE action = 'POST /api/v1/sync/trigger' ORDER BY id"
+        )).all()
+    assert [tuple(r) for r in audited[:2]] == [("key:e2e", f"run_id={body['run_id']}", "202")] * 2
+
+
+def test_a_key_of_another_domain_is_forbidden(api, stack_urls):
+    from api import auth
+    from common.cli import migrate
+
+    other = make_settings(stack_urls, f"t_{uuid.uuid4().hex[:10]}")
+    migrate(other)
+    try:
+        status, body = api.call("GET", "/api/v1/entities?q=acme", key=auth.create_key(other, "elsewhere"))
+    finally:
+        drop_domain(other)
+    assert status == 403 and body["error"]["code"] == "forbidden"
+
+
+class _Charts(HTMLParser):
+    """The dashboard's SVG charts as the browser left them: metric → drawn count and bars."""
+
+    def __init__(self):
+        super().__init__()
+        self.charts: dict[str, dict] = {}
+        self.current = None
+        self.ready = False
+
+    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+        a = dict(attrs)
+        if tag == "body":
+            self.ready = a.get("data-charts-ready") == "true"
+        elif tag == "svg" and "chart" in (a.get("class") or ""):
+            self.current = self.charts.setdefault(a["data-metric"], {"drawn": int(a.get("data-drawn", -1)), "bars": []})
+        elif tag == "rect" and a.get("class") == "bar" and self.current is not None:
+            self.current["bars"].append((a.get("data-label"), a.get("data-series"), float(a["data-value"])))
+
+    def handle_endtag(self, tag):  # noqa: ANN001
+        if tag == "svg":
+            self.current = None
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian chromium not installed (.ci/run installs it)")
+def test_dashboard_renders_its_charts_in_chromium(api, tmp_path):
+    status, metrics = api.call("GET", "/api/v1/analytics/dashboard")
+    assert status == 200 and metrics["interactions_per_source_per_day"]["rows"]
+    url = api.base.replace("http://", f"http://dashboard:{api.key}@") + "/dashboard"
+    dom = subprocess.run(
+        [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    page = _Charts()
+    page.feed(dom)
+    assert page.ready, dom[:500]
+    per_day = page.charts["interactions_per_source_per_day"]
+    assert {(label, series): v for label, series, v in per_day["bars"]} == {
+        (r["day"], r["source"]): r["n"] for r in metrics["interactions_per_source_per_day"]["rows"]}
+    active = page.charts["most_active_companies"]
+    assert [v for _, _, v in active["bars"]] == [r["interactions"] for r in metrics["most_active_companies"]["rows"]]
+    runs = page.charts["run_history"]
+    assert sum(v for _, _, v in runs["bars"]) == sum(r["records_in"] for r in metrics["run_history"]["rows"])
+    for metric in ("interactions_per_source_per_day", "most_active_companies", "run_history", "resolution"):
+        chart = page.charts[metric]
+        assert chart["bars"] and chart["drawn"] == len(chart["bars"]), f"{metric}: the browser drew every bar"
 
 
 @pytest.mark.parametrize("method,path,body,status", [

@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 
+import sqlalchemy as sa
+
+from common import db
 from common.cli import _process_env
 from tests.conftest import ROOT
 
@@ -23,6 +26,9 @@ def test_sync_wait_json_reports_the_run_and_exit_code(domain, workers):
     assert run["status"] == "succeeded" and set(run["sources"]) == {"gong", "slack"}
     for counts in run["sources"].values():
         assert counts["in"] == counts["processed"] + counts["dead_lettered"] > 0
+    with db.transaction(domain) as conn:
+        audited = conn.execute(sa.text("SELECT actor, target, outcome FROM audit_log WHERE action = 'sync.trigger'")).all()
+    assert [(a.startswith("cli:"), t, o) for a, t, o in audited] == [(True, f"run_id={run['run_id']}", "created")]
 
 
 def test_status_json_names_urls_with_passwords_redacted(domain):
@@ -41,7 +47,7 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(domain):
     made = _cli(["keys", "create", "--name", "cli-test"], _process_env(domain))
     assert made.returncode == 0
     last = made.stdout.strip().splitlines()[-1]
-    assert last.startswith(f"pr_{domain.domain}_") and " " not in last
+    assert last.startswith(f"pr_{domain.domain}.") and " " not in last
 
 
 def test_bad_configuration_fails_at_start_naming_the_variable(tmp_path):

@@ -53,5 +53,9 @@ def test_beat_dispatcher_never_starts_a_second_run(domain, workers):
     try:
         reply = app.send_task(DISPATCH_SYNC, kwargs={"sources": ["salesforce"]}).get(timeout=60)
         assert reply == {"run_id": held.run_id, "created": False}
+        with db.transaction(domain) as conn:
+            audited = conn.execute(sa.text(
+                "SELECT actor, target, outcome FROM audit_log WHERE action = 'sync.trigger'")).all()
+        assert [tuple(r) for r in audited] == [("beat", f"run_id={held.run_id}", "joined")]
     finally:
         runs.fail_run(domain, held.run_id, "test over")

@@ -1,0 +1,271 @@
+"""The timeline behind three memory tiers (DESIGN §6): hot in-process LRU, warm Redis, cold Postgres.
+
+- **Hot**: an LRU of finished pages per process holding at most 10,000 timeline items in all (a
+  page weighs its item count), each kept 24 h, keyed by the entity's version, so a page of an
+  older version is never served again.
+- **Warm**: one Redis sorted set per entity and version, ``<prefix>tl:<entity>:<version>``, scored
+  by ``occurred_at`` in microseconds; members are ``<zero-padded id><item JSON>``, so equal times
+  order by id like the cold keyset. Kept 7 days. Entities with more than ``WARM_MAX_ITEMS``
+  interactions are not copied: their pages come from Postgres (and then the hot tier).
+- **Cold**: ``api.services.timeline`` (keyset on ``(occurred_at, id)``).
+
+Invalidation: the version of an entity is ``<generation>.<entity version>`` in Redis; warm keys
+carry it. The resolve phase rebuilds every interaction link, so it bumps the domain generation
+after each resolve (:func:`invalidate`); a change known to touch only some entities can bump just
+theirs. :func:`invalidate` also publishes the change, and each API process listens: while its
+subscription is up, hot hits need no Redis round trip (a message makes older hot pages
+unreachable; a (re)subscription drops them all). Without a live subscription every request reads
+the version (one MGET) first. Redis down means cold reads, never an error.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+import time
+from typing import Optional
+
+import redis
+import sqlalchemy as sa
+from cachetools import TTLCache
+
+from common import db
+from common.settings import Settings
+
+log = logging.getLogger("payready.timeline")
+
+HOT_MAX_ITEMS = 10_000
+HOT_TTL_S = 24 * 3600
+WARM_TTL_S = 7 * 24 * 3600
+WARM_MAX_ITEMS = 20_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_ID_WIDTH = 19
+
+
+def micros(at: dt.datetime) -> int:
+    return (at - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+def _page_weight(page: dict) -> int:
+    return max(1, len(page["items"]))
+
+
+def channel(settings: Settings) -> str:
+    return f"{settings.key_prefix}tl:invalidated"
+
+
+def invalidate(settings: Settings, entity_ids: Optional[list[str]] = None,
+               client: Optional[redis.Redis] = None) -> None:
+    """Make cached timelines stale: of the given entities, or of the whole domain."""
+    client = client or redis.Redis.from_url(settings.redis_url)
+    p = settings.key_prefix
+    pipe = client.pipeline(transaction=True)
+    if entity_ids is None:
+        pipe.incr(f"{p}tl:gen")
+    for entity_id in entity_ids or ():
+        pipe.incr(f"{p}tl:v:{entity_id}")
+    pipe.publish(channel(settings), "*" if entity_ids is None else ",".join(entity_ids))
+    pipe.execute()
+
+
+class TimelineTiers:
+    """One per process (the API app holds it). Thread-safe: gunicorn threads may share it."""
+
+    def __init__(self, settings: Settings, client: Optional[redis.Redis] = None,
+                 hot_max_items: int = HOT_MAX_ITEMS, hot_ttl_s: float = HOT_TTL_S, listen: bool = True):
+        self.settings = settings
+        self.redis = client or redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+                                                    decode_responses=True)
+        self.hot: TTLCache = TTLCache(maxsize=hot_max_items, ttl=hot_ttl_s, getsizeof=_page_weight)
+        self._lock = threading.Lock()
+        self.counts = {"hot": 0, "warm": 0, "cold": 0}
+        self.invalidations = 0  # messages applied (tests wait on it)
+        self._listen = listen
+        self._listener_pid: Optional[int] = None
+        self.listening = threading.Event()
+        self._local_gen = 0
+        self._local_versions: dict[str, int] = {}
+
+    # ---- public ----
+    def page(self, entity_id: str, *, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None,
+             sources: Optional[list[str]] = None, kinds: Optional[list[str]] = None, limit: int = 50,
+             cursor: Optional[str] = None) -> tuple[dict, str]:
+        """(the page, the tier that served it: hot, warm or cold)."""
+        from api import services
+
+        entity_id = services.parse_uuid(entity_id)
+        after = services.decode_cursor(cursor) if cursor else None
+        self._start_listener()
+        params = (start, end, tuple(sources or ()), tuple(kinds or ()), limit, cursor)
+        query = None
+        if self.listening.is_set():  # taken before any read, so a change arriving meanwhile wins
+            with self._lock:
+                query = (entity_id, "local", self._local_gen, self._local_versions.get(entity_id, 0), *params)
+                hit = self.hot.get(query)
+            if hit is not None:
+                return self._served(hit, "hot")
+        try:
+            version = self._version(entity_id)
+        except redis.RedisError as exc:
+            log.warning("timeline cache unavailable, reading Postgres: %s", exc)
+            version = None
+        if query is None and version is not None:
+            query = (entity_id, version, *params)
+            with self._lock:
+                hit = self.hot.get(query)
+            if hit is not None:
+                return self._served(hit, "hot")
+        page, tier = None, "cold"
+        if version is not None:
+            try:
+                page = self._warm_page(entity_id, version, start, end, sources, kinds, limit, after)
+                tier = "warm" if page is not None else "cold"
+            except redis.RedisError as exc:
+                log.warning("warm tier unavailable, reading Postgres: %s", exc)
+        if page is None:
+            page = services.timeline(self.settings, entity_id, start=start, end=end, sources=sources,
+                                     kinds=kinds, limit=limit, cursor=cursor)
+        if query is not None and _page_weight(page) <= self.hot.maxsize:
+            with self._lock:
+                self.hot[query] = page
+        return self._served(page, tier)
+
+    def hit_ratio(self) -> float:
+        total = sum(self.counts.values())
+        return (self.counts["hot"] + self.counts["warm"]) / total if total else 0.0
+
+    # ---- tiers ----
+    def _served(self, page: dict, tier: str) -> tuple[dict, str]:
+        from common import metrics
+
+        with self._lock:
+            self.counts[tier] += 1
+            ratio = self.hit_ratio()
+        metrics.CACHE_HIT_RATIO.set(ratio)
+        return page, tier
+
+    # ---- invalidation messages ----
+    def _start_listener(self) -> None:
+        if not self._listen or self._listener_pid == os.getpid():
+            return
+        self._listener_pid = os.getpid()  # a forked process starts its own
+        self.listening = threading.Event()
+        threading.Thread(target=self._listen_loop, name="timeline-invalidations", daemon=True).start()
+
+    def _listen_loop(self) -> None:
+        failing = False
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                pubsub.subscribe(channel(self.settings))
+                while True:
+                    # polled, so the client's socket timeout never reads a quiet channel as lost
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        # messages sent before now were missed: no hot page from before stays reachable
+                        self._apply("*")
+                        self.listening.set()
+                        failing = False
+                    elif message["type"] == "message":
+                        self._apply(message["data"])
+            except Exception as exc:  # noqa: BLE001 - fall back to a version read per request
+                self.listening.clear()
+                if not failing:
+                    log.warning("timeline invalidation channel lost, checking versions per request: %s", exc)
+                failing = True
+                pubsub.close()
+                time.sleep(1)
+
+    def _apply(self, data: str) -> None:
+        with self._lock:
+            if data == "*":
+                self._local_gen += 1
+                self._local_versions.clear()
+            else:
+                for entity_id in data.split(","):
+                    self._local_versions[entity_id] = self._local_versions.get(entity_id, 0) + 1
+            self.invalidations += 1
+
+    def _version(self, entity_id: str) -> str:
+        p = self.settings.key_prefix
+        gen, ver = self.redis.mget(f"{p}tl:gen", f"{p}tl:v:{entity_id}")
+        return f"{gen or 0}.{ver or 0}"
+
+    def _key(self, entity_id: str, version: str) -> str:
+        return f"{self.settings.key_prefix}tl:{entity_id}:{version}"
+
+    def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[dict]:  # noqa: ANN001
+        key = self._key(entity_id, version)
+        high = micros(after[0]) if after and after[0] else "+inf"
+        if end is not None and (high == "+inf" or micros(end) - 1 < high):
+            high = micros(end) - 1
+        low = micros(start) if start else "-inf"
+        batch = max(limit + 1, 64)
+        # the head and the first batch in one round trip; a miss fills the set and reads again
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(key + ":head")
+        pipe.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=True)
+        head, rows = pipe.execute()
+        if head is None:
+            head = self._fill(entity_id, key)
+            if head is None or head == "big":
+                return None
+            rows = self.redis.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=True)
+        if head == "big":
+            return None
+        items: list[dict] = []
+        offset = 0
+        while True:
+            for member, score in rows:
+                iid = int(member[:_ID_WIDTH])
+                if after and (int(score), iid) >= (micros(after[0]), after[1]):
+                    continue
+                item = json.loads(member[_ID_WIDTH:])
+                if sources and item["source"] not in sources or kinds and item["kind"] not in kinds:
+                    continue
+                items.append(item)
+                if len(items) > limit:
+                    break
+            if len(items) > limit or len(rows) < batch:
+                break
+            offset += batch
+            rows = self.redis.zrevrangebyscore(key, high, low, start=offset, num=batch, withscores=True)
+        from api import services
+
+        page = items[:limit]
+        nxt = None
+        if len(items) > limit:
+            last = page[-1]
+            nxt = services.encode_cursor(dt.datetime.fromisoformat(last["occurred_at"]), last["id"])
+        return {"entity": json.loads(head), "items": page, "next_cursor": nxt}
+
+    def _fill(self, entity_id: str, key: str) -> Optional[str]:
+        """Copy the entity's whole timeline into its sorted set; None if it does not exist."""
+        from api import services
+
+        with db.transaction(self.settings) as conn:
+            try:
+                entity = services.entity_head(conn, entity_id)
+            except services.NotFound:
+                return None
+            count = conn.execute(sa.text(
+                "SELECT count(*) FROM interaction_entities WHERE entity_id = :eid"), {"eid": entity_id}).scalar()
+            if count > WARM_MAX_ITEMS:
+                self.redis.set(key + ":head", "big", ex=WARM_TTL_S)
+                return "big"
+            rows = conn.execute(sa.text(services.TIMELINE_SQL.format(where="", limit="")),
+                                {"eid": entity_id}).mappings().all()
+        head = json.dumps(entity)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        for start in range(0, len(rows), 1000):
+            pipe.zadd(key, {f"{r['id']:0{_ID_WIDTH}d}" + json.dumps(services.timeline_item(r)): micros(r["occurred_at"])
+                            for r in rows[start:start + 1000]})
+        pipe.expire(key, WARM_TTL_S)
+        pipe.set(key + ":head", head, ex=WARM_TTL_S)
+        pipe.execute()
+        return head

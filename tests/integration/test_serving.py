@@ -1,0 +1,279 @@
+"""Serving on real Postgres and Redis: the timeline's memory tiers agree with Postgres and are
+invalidated by a data change; row-level security keeps domains apart for an ordinary database
+role even with schema-qualified names and forged filters; every API call lands in the audit log."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from api import create_app, services
+from common import audit, db, rls, timeline_cache
+from common.timeline_cache import TimelineTiers
+from tests.conftest import drop_domain, make_settings
+
+SOURCES = ("gong", "slack", "hubspot", "salesforce")
+KINDS = {"gong": "call", "slack": "thread", "hubspot": "email", "salesforce": "task"}
+BASE = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+
+
+def seed(settings, n: int = 40) -> dict:
+    """A company with two people and ``n`` interactions (some at the same instant, two deleted)."""
+    company, alice, bob = (str(uuid.uuid4()) for _ in range(3))
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text("INSERT INTO companies (id, name, primary_domain) VALUES (:id, 'Acme Rail', 'acmerail.com')"),
+                     {"id": company})
+        conn.execute(sa.text("INSERT INTO persons (id, display_name, primary_email, company_id) VALUES "
+                             "(:a, 'Alice Rail', 'alice@acmerail.com', :c), (:b, 'Bob Rail', 'bob@acmerail.com', :c)"),
+                     {"a": alice, "b": bob, "c": company})
+        for i in range(n):
+            source = SOURCES[i % 4]
+            at = BASE + dt.timedelta(hours=(i // 3))  # three interactions share each instant
+            iid = conn.execute(sa.text(
+                "INSERT INTO interactions (source, source_type, source_id, kind, occurred_at, title, body, deleted) "
+                "VALUES (:s, 'x', :sid, :k, :at, :t, :b, :d) RETURNING id"),
+                {"s": source, "sid": f"{settings.domain}-{i}", "k": KINDS[source], "at": at, "t": f"talk {i}",
+                 "b": f"body {i}", "d": i in (5, 17)}).scalar()
+            person = alice if i % 2 else bob
+            conn.execute(sa.text(
+                "INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at) VALUES "
+                "(:p, :i, 'person', :at), (:c, :i, 'company', :at)"), {"p": person, "i": iid, "c": company, "at": at})
+    return {"company": company, "alice": alice, "bob": bob, "n": n}
+
+
+@pytest.fixture(scope="module")
+def seeded(domain):
+    return seed(domain)
+
+
+@pytest.fixture()
+def tiers(domain):
+    client = redis.Redis.from_url(domain.redis_url, decode_responses=True)
+    for key in client.scan_iter(f"{domain.key_prefix}tl:*"):
+        client.delete(key)
+    tiers = TimelineTiers(domain, client)
+    tiers._start_listener()
+    assert tiers.listening.wait(10), "subscribed to the invalidation channel"
+    return tiers
+
+
+def applied(tiers, before: int) -> None:
+    """Wait until this process has received an invalidation published after ``before`` were applied."""
+    deadline = time.monotonic() + 10
+    while tiers.invalidations <= before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tiers.invalidations > before
+
+
+def walk(tiers_or_none, settings, entity, **filters) -> tuple[list, set]:
+    """Every page of a timeline: ([(occurred_at, id)], {tiers that served})."""
+    seen, served, cursor = [], set(), None
+    while True:
+        if tiers_or_none is None:
+            page, tier = services.timeline(settings, entity, cursor=cursor, **filters), "cold"
+        else:
+            page, tier = tiers_or_none.page(entity, cursor=cursor, **filters)
+        seen += [(i["occurred_at"], i["id"], i["source"], i["kind"]) for i in page["items"]]
+        served.add(tier)
+        cursor = page["next_cursor"]
+        if not cursor:
+            return seen, served
+
+
+@pytest.mark.parametrize("filters", [
+    {"limit": 7},
+    {"limit": 4, "sources": ["gong", "slack"]},
+    {"limit": 5, "kinds": ["email"]},
+    {"limit": 3, "start": BASE + dt.timedelta(hours=3), "end": BASE + dt.timedelta(hours=9)},
+])
+def test_warm_and_hot_pages_equal_postgres(domain, seeded, tiers, filters):
+    cold, _ = walk(None, domain, seeded["company"], **filters)
+    warm, served_first = walk(tiers, domain, seeded["company"], **filters)
+    hot, served_again = walk(tiers, domain, seeded["company"], **filters)
+    assert cold and warm == cold == hot
+    assert served_first == {"warm"} and served_again == {"hot"}
+    assert cold == sorted(cold, reverse=True) and len(set(cold)) == len(cold)
+
+
+def test_company_timeline_includes_its_people_and_hides_deleted(domain, seeded, tiers):
+    company, _ = walk(tiers, domain, seeded["company"], limit=50)
+    alice, _ = walk(tiers, domain, seeded["alice"], limit=50)
+    bob, _ = walk(tiers, domain, seeded["bob"], limit=50)
+    assert len(company) == seeded["n"] - 2
+    assert sorted(alice + bob, reverse=True) == company
+
+
+def test_a_change_invalidates_every_tier(domain, seeded, tiers):
+    before, _ = tiers.page(seeded["alice"], limit=5)
+    tiers.page(seeded["alice"], limit=5)
+    with db.transaction(domain) as conn:
+        iid = conn.execute(sa.text(
+            "INSERT INTO interactions (source, source_type, source_id, kind, occurred_at, title) "
+            "VALUES ('gong', 'x', 'late-call', 'call', :at, 'newest call') RETURNING id"),
+            {"at": BASE + dt.timedelta(days=30)}).scalar()
+        conn.execute(sa.text("INSERT INTO interaction_entities VALUES (:p, :i, 'person', :at)"),
+                     {"p": seeded["alice"], "i": iid, "at": BASE + dt.timedelta(days=30)})
+    stale, tier = tiers.page(seeded["alice"], limit=5)
+    assert tier == "hot" and stale == before, "without invalidation the cache still answers"
+    seen = tiers.invalidations
+    timeline_cache.invalidate(domain, [seeded["alice"]])
+    applied(tiers, seen)
+    fresh, tier = tiers.page(seeded["alice"], limit=5)
+    assert tier == "warm" and fresh["items"][0]["title"] == "newest call"
+    assert tiers.page(seeded["bob"], limit=5)[1] == "warm" and tiers.page(seeded["bob"], limit=5)[1] == "hot"
+    seen = tiers.invalidations
+    timeline_cache.invalidate(domain)  # the whole domain (what the resolve phase does)
+    applied(tiers, seen)
+    assert tiers.page(seeded["alice"], limit=5)[1] == "warm"
+    assert tiers.page(seeded["alice"], limit=5)[1] == "hot"
+    assert tiers.page(seeded["bob"], limit=5)[1] == "warm", "a domain-wide change reaches every entity"
+
+
+def test_the_hot_tier_holds_a_bounded_number_of_items(domain, seeded, tiers):
+    small = TimelineTiers(domain, tiers.redis, hot_max_items=10, listen=False)
+    small.page(seeded["company"], limit=6)
+    small.page(seeded["alice"], limit=6)  # 12 items > 10: the older page goes
+    assert small.hot.currsize == 6 and len(small.hot) == 1
+    assert small.page(seeded["company"], limit=6)[1] == "warm"
+
+
+def test_a_quiet_channel_stays_subscribed(tiers):
+    """Longer than the client's 2 s socket timeout without a message: still the same subscription."""
+    seen = tiers.invalidations
+    time.sleep(3)
+    assert tiers.listening.is_set() and tiers.invalidations == seen
+
+
+def test_without_the_channel_each_request_checks_the_version(domain, seeded, tiers):
+    deaf = TimelineTiers(domain, tiers.redis, listen=False)
+    assert deaf.page(seeded["alice"], limit=4)[1] == "warm" and deaf.page(seeded["alice"], limit=4)[1] == "hot"
+    timeline_cache.invalidate(domain, [seeded["alice"]])
+    assert deaf.page(seeded["alice"], limit=4)[1] == "warm", "the version read saw the change at once"
+
+
+def test_hit_ratio_gauge_is_exported(domain, seeded, tiers):
+    from prometheus_client import REGISTRY
+
+    from common import metrics
+
+    tiers.page(seeded["bob"], limit=3)
+    tiers.page(seeded["bob"], limit=3)
+    tiers.page(seeded["bob"], limit=3)
+    assert tiers.counts["hot"] == 2 and tiers.counts["warm"] == 1
+    assert REGISTRY.get_sample_value(f"{metrics.P}cache_hit_ratio") == pytest.approx(1.0)
+    tiers._served({}, "cold")
+    tiers._served({}, "cold")  # two misses among five lookups
+    assert REGISTRY.get_sample_value(f"{metrics.P}cache_hit_ratio") == pytest.approx(3 / 5)
+
+
+def test_unknown_entity_is_not_found_and_redis_down_reads_postgres(domain, seeded):
+    dead = TimelineTiers(domain, redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, decode_responses=True))
+    page, tier = dead.page(seeded["company"], limit=50)
+    assert tier == "cold" and len(page["items"]) == seeded["n"] - 2
+    with pytest.raises(services.NotFound):
+        dead.page(str(uuid.uuid4()))
+
+
+@pytest.fixture(scope="module")
+def other_domain(stack_urls):
+    from common.cli import migrate
+
+    settings = make_settings(stack_urls, f"t_{uuid.uuid4().hex[:10]}")
+    migrate(settings)
+    yield settings
+    drop_domain(settings)
+
+
+def test_row_level_security_hides_other_domains_from_the_service_role(domain, seeded, other_domain):
+    seed(other_domain, n=8)
+    role, password = f"api_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with db.transaction(domain) as conn:
+        assert rls.unprotected_tables(conn, domain.schema) == []
+        rls.create_service_role(conn, role, password, domain.schema)
+        rls.grant_schema(conn, role, other_domain.schema)  # a careless grant: RLS must still hold
+    url = sa.engine.make_url(db.sqlalchemy_url(domain.database_url)).set(username=role, password=password)
+    engine = db.make_engine(url.render_as_string(hide_password=False), domain.schema, pool_size=1)
+    other = other_domain.schema
+    try:
+        with engine.connect() as conn:
+            own = conn.execute(sa.text("SELECT count(*) FROM interactions")).scalar()
+            assert own == seeded["n"] + 1
+            forged = conn.execute(sa.text(
+                f'SELECT count(*) FROM "{other}".interactions WHERE source_id LIKE :d OR true'),
+                {"d": f"{other}%"}).scalar()
+            people = conn.execute(sa.text(f'SELECT count(*) FROM "{other}".persons WHERE id IS NOT NULL')).scalar()
+            keys = conn.execute(sa.text(f'SELECT count(*) FROM "{other}".api_keys')).scalar()
+            assert (forged, people, keys) == (0, 0, 0)
+            wrote = conn.execute(sa.text(
+                f"UPDATE \"{other}\".interactions SET title = 'pwned' WHERE true")).rowcount
+            assert wrote == 0
+            conn.rollback()
+            with pytest.raises(sa.exc.ProgrammingError):  # nor can it write rows into another domain
+                conn.execute(sa.text(f"INSERT INTO \"{other}\".companies (id, name) VALUES (gen_random_uuid(), 'x')"))
+            conn.rollback()
+        with db.transaction(other_domain) as conn:  # the rows are there for their own domain
+            assert conn.execute(sa.text("SELECT count(*) FROM interactions")).scalar() == 8
+    finally:
+        engine.dispose()
+        with db.transaction(domain) as conn:
+            for schema in (domain.schema, other):
+                conn.execute(sa.text(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM "{role}"'))
+                conn.execute(sa.text(f'REVOKE ALL ON ALL SEQUENCES IN SCHEMA "{schema}" FROM "{role}"'))
+                conn.execute(sa.text(f'REVOKE ALL ON SCHEMA "{schema}" FROM "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+
+
+def test_every_api_call_is_audited(domain, seeded):
+    from api import auth
+
+    app = create_app(domain)
+    key = auth.create_key(domain, "auditor")
+    client = app.test_client()
+    bearer = {"Authorization": f"Bearer {key}"}
+    assert client.get(f"/api/v1/interactions/timeline?entity_id={seeded['company']}&limit=2",
+                      headers=bearer).status_code == 200
+    assert client.get("/api/v1/entities?q=acme").status_code == 401
+    assert client.get("/api/v1/entities?q=a", headers=bearer).status_code == 400
+    assert client.post("/api/v1/sync/trigger", json={"sources": ["zoom"]}, headers=bearer).status_code == 400
+    app.extensions["payready_audit"].flush()
+    with db.transaction(domain) as conn:
+        rows = conn.execute(sa.text(
+            "SELECT actor, action, target, outcome, at, detail FROM audit_log ORDER BY id")).mappings().all()
+    got = [(r["actor"], r["action"], r["target"], r["outcome"]) for r in rows]
+    assert got[-4:] == [
+        ("key:auditor", "GET /api/v1/interactions/timeline", f"entity_id={seeded['company']}", "200"),
+        ("anonymous", "GET /api/v1/entities", "q=acme", "401"),
+        ("key:auditor", "GET /api/v1/entities", "q=a", "400"),
+        ("key:auditor", "POST /api/v1/sync/trigger", None, "400"),
+    ]
+    assert all(r["at"] is not None and "ms" in r["detail"] for r in rows[-4:])
+    assert rows[-1]["detail"]["request"] == {"sources": ["zoom"]}
+
+
+def test_the_audit_writer_keeps_rows_through_a_database_outage(domain):
+    broken = make_settings_like(domain, database_url="postgresql://nobody@127.0.0.1:1/none")
+    writer = audit.AuditWriter(broken)
+    writer.record(audit.row("key:x", "GET /x", None, "200"))
+    assert writer.flush() == 0 and len(writer._queue) == 1
+    writer.settings = domain
+    assert writer.flush() == 1
+    with db.transaction(domain) as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE action = 'GET /x'")).scalar() == 1
+    time.sleep(0)  # the background thread shares the queue; nothing else to wait for
+
+
+def make_settings_like(settings, **changes):
+    from common.settings import _replace
+
+    return _replace(settings, **changes)
+
+
+def test_items_survive_the_warm_tier_byte_for_byte(domain, seeded, tiers):
+    cold = services.timeline(domain, seeded["company"], limit=50)
+    warm, tier = tiers.page(seeded["company"], limit=50)
+    assert tier == "warm" and json.dumps(warm, sort_keys=True) == json.dumps(cold, sort_keys=True)
