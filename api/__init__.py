@@ -23,4 +23,6 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     health.init_app(app)
     sync.init_app(app)
     timeline.init_app(app)
+    __import__("api.query_routes", fromlist=["init_app"]).init_app(app)  # issue 6 (i6b): POST /api/v1/query
+    __import__("api.coaching_routes", fromlist=["init_app"]).init_app(app)  # issue 6 (i6b): coaching report
     return app
