@@ -229,6 +229,8 @@ def match_entities(question: str, known: Iterable[KnownEntity], threshold: float
     found: dict[str, dict] = {}
     for entity in known:
         for form in name_forms(entity):
+            if len(form) < 3:  # "Co", "AB": too ambiguous to find in prose
+                continue
             size = len(form.split())
             candidates = windows.get(size, set())
             if not candidates:
