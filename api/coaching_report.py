@@ -58,7 +58,7 @@ def load_calls(conn: sa.engine.Connection, start: Optional[dt.datetime], end: Op
         speakers[r["interaction_id"]][r["speaker_id"]] = {
             "entity_id": r["entity_id"], "name": r["display_name"] or r["name"],
             "key": r["entity_id"] or f"gong:{r['participant_key']}",
-            "internal": r["role"] == "rep", "external": r["role"] == "customer"}
+            "internal": r["role"] == "rep", "external": r["role"] != "rep"}
     return [CallData(c["id"], c["source_id"], c["title"], c["occurred_at"], c["url"], c["duration_s"],
                      c["metadata"] or {}, turns[c["id"]], speakers[c["id"]]) for c in calls]
 

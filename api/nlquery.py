@@ -164,7 +164,7 @@ def citation(n: int, hit: dict) -> dict:
             "source_type": hit["source_type"], "source_id": hit["source_id"], "kind": hit["kind"],
             "title": hit.get("title"), "occurred_at": _iso(hit.get("occurred_at")), "url": hit.get("url"),
             "chunk_id": hit["chunk_id"], "start_ms": hit.get("start_ms"), "speakers": hit.get("speakers") or [],
-            "score": hit.get("score")}
+            "score": hit.get("score"), "retrieval": hit.get("retrieval")}
 
 
 def _excerpt(text: str, max_chars: int = 400) -> str:
@@ -188,7 +188,9 @@ def _context_line(n: int, hit: dict, text: str) -> str:
     who = ", ".join(hit.get("speakers") or [])
     when = (_iso(hit.get("occurred_at")) or "")[:10]
     head = f"[{n}] {hit['source']} {hit['kind']} {when} {hit.get('title') or ''}".rstrip()
-    return pii.mask(f"{head}{' — ' + who if who else ''}: {text}")
+    passage = re.sub(r"\s+", " ", text).strip()
+    # one line per passage; the tab separates the attribution from the passage itself
+    return pii.mask(f"{head}{' — ' + who if who else ''}:\t{passage}")
 
 
 def build_context(hits: list[dict], parsed: ParsedQuery, budget_tokens: int, now: dt.datetime) -> tuple[list[dict], list[ContextItem]]:

@@ -255,7 +255,9 @@ def parse(question: str, known: Iterable[KnownEntity] = (), now: Optional[dt.dat
     lowered = re.findall(r"[a-z]+", question.lower())
     sources = sorted({_SOURCE_WORDS[w] for w in lowered if w in _SOURCE_WORDS})
     kinds = sorted({_KIND_WORDS[w] for w in lowered if w in _KIND_WORDS})
-    entities = match_entities(question, known)
+    # "on gong calls" names a source, even if some record is called "Gong"
+    entities = [e for e in match_entities(question, known)
+                if not set(e["matched"].split()) <= set(_SOURCE_WORDS) | set(_KIND_WORDS)]
     text = re.sub(r"\s+", " ", text).strip(" ?.!,") or question.strip()
     return ParsedQuery(question=question, text=text, start=start, end=end, sources=sources, kinds=kinds,
                        entities=entities, time_phrase=phrase)

@@ -1,4 +1,4 @@
-"""The `payready` command: up, demo, sync, migrate, generate, status, keys.
+"""The `payready` command: up, demo, sync, migrate, generate, status, keys, mcp.
 
 Configuration errors end the command with exit 2 and a message naming the variable.
 """
@@ -214,6 +214,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary["run"]["status"] == "succeeded" else 1
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from api import mcp_server
+
+    s = _settings()
+    if not _has_database(s):
+        return 2
+    # stdout carries the protocol: everything else goes to stderr
+    mcp_server.serve(s, args.transport, args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="payready", description="Pay Ready domain ETL & AI")
     sub = p.add_subparsers(dest="command", required=True)
@@ -248,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     rd = dlsub.add_parser("redrive", help="run dead letters through the processors again (after a fix)")
     rd.add_argument("--source", choices=("gong", "slack", "hubspot", "salesforce"))
     rd.set_defaults(fn=cmd_redrive)
+    mc = sub.add_parser("mcp", help="serve the MCP tools (stdio by default) for AI assistants")
+    mc.add_argument("--transport", choices=("stdio", "streamable-http"), default="stdio")
+    mc.add_argument("--host", default="127.0.0.1", help="streamable-http bind address")
+    mc.add_argument("--port", type=int, default=8765, help="streamable-http port")
+    mc.set_defaults(fn=cmd_mcp)
     return p
 
 

@@ -103,5 +103,10 @@ def test_entities_carry_what_matched():
     assert found == {"id": "c1", "type": "company", "name": "Acme Corp", "matched": "acme", "score": 100.0}
 
 
+def test_source_words_are_not_entity_names():
+    known = KNOWN + [KnownEntity("p9", "person", "Gong"), KnownEntity("p8", "person", "Slack Calls")]
+    assert parse("pricing on gong calls in slack calls", known, NOW).entities == []
+
+
 def test_fold():
     assert fold("Renée  Johansson, Jr.") == "renee johansson jr"
