@@ -177,13 +177,16 @@ def test_coaching_report_from_the_gong_sample(synced):
     calls = {(c["source_id"], r["rep"]["name"]): c for r in body["reps"] for c in r["calls"]}
     checked = 0
     for call in _sample("extensiveCalls"):
-        for party in call["parties"]:
-            key = (call["metaData"]["id"], party["name"])
-            if party["affiliation"] != "Internal" or key not in calls:
+        call_id = (call.get("metaData") or {}).get("id")
+        if not call_id or not isinstance(call.get("interaction"), dict):
+            continue  # the sample's deliberately broken records are dead letters
+        for party in call.get("parties") or []:
+            key = (call_id, party.get("name"))
+            if party.get("affiliation") != "Internal" or key not in calls:
                 continue
             row = calls[key]
             assert row["metrics"]["talk_ratio"] == pytest.approx(
-                _expected_talk_ratio(call["metaData"]["id"], party["speakerId"]), abs=1e-4)
+                _expected_talk_ratio(call_id, party["speakerId"]), abs=1e-4)
             assert row["metrics"]["minutes"] == pytest.approx(call["metaData"]["duration"] / 60, abs=1e-3)
             stats = {s["name"]: s["value"] for s in call["interaction"]["interactionStats"]}
             assert row["gong"]["talk_ratio"] == stats["Talk Ratio"]  # Gong's own, beside ours
