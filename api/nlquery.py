@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
+from redis.exceptions import RedisError
 
 from api import query_parse, services
 from api.context_pruning import ContextItem, prune
@@ -251,7 +252,11 @@ def answer(settings: Settings, question: str, limit: int = 10, *, now: Optional[
     key = cache_key(settings, question, limit, version, mode, now.date())
     redis = _redis(settings) if use_cache else None
     if redis is not None:
-        cached = redis.get(key)
+        try:
+            cached = redis.get(key)
+        except RedisError as exc:  # the warm tier is an optimisation: answer without it
+            log.warning("query cache unavailable (%s); answering uncached", exc)
+            cached, redis = None, None
         if cached:
             return json.loads(cached) | {"cached": True}
     started = time.perf_counter()
@@ -269,5 +274,8 @@ def answer(settings: Settings, question: str, limit: int = 10, *, now: Optional[
         body |= {"answer": extractive_answer(hits), "citations": [citation(n, h) for n, h in enumerate(hits, 1)]}
     body |= {"data_version": version, "took_ms": round((time.perf_counter() - started) * 1000, 1)}
     if redis is not None and "llm_error" not in body:
-        redis.set(key, json.dumps(body, default=str), ex=CACHE_TTL_SECONDS)
+        try:
+            redis.set(key, json.dumps(body, default=str), ex=CACHE_TTL_SECONDS)
+        except RedisError as exc:
+            log.warning("query cache unavailable (%s); answer not cached", exc)
     return body | {"cached": False}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
 import urllib.request
@@ -160,3 +161,38 @@ def test_mcp_over_stdio_with_the_sdk_client(synced):
     error, message = out["bad_timeline"]
     assert error and "UUID" in message
     assert out["bad_limit"][0] is True
+
+
+async def _drive_mcp_http(url: str) -> tuple[set, dict]:
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with streamable_http_client(url) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            names = {t.name for t in (await session.list_tools()).tools}
+            result = await session.call_tool("natural_language_query", {"question": "virtual card rebates",
+                                                                        "limit": 2})
+            text = "".join(c.text for c in result.content if getattr(c, "text", None))
+            return names, json.loads(text)
+
+
+def test_mcp_over_streamable_http(synced, tmp_path):
+    port = free_port()
+    env = {**_process_env(synced), "PAYREADY_LOG_LEVEL": "warning"}
+    payready = str(Path(sys.executable).parent / "payready")
+    proc = procs.start([payready, "mcp", "--transport", "streamable-http", "--port", str(port)], env,
+                       tmp_path / "mcp.log")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        names, answer = anyio.run(_drive_mcp_http, f"http://127.0.0.1:{port}/mcp")
+    finally:
+        procs.stop(proc)
+    assert "natural_language_query" in names and len(names) == 4
+    assert len(answer["citations"]) == 2 and answer["citations"][0]["source"] == "salesforce"

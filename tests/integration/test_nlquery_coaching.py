@@ -221,3 +221,11 @@ def test_coaching_report_for_one_rep_and_a_window(synced):
         coaching_report.report(synced, "00000000-0000-0000-0000-000000000000")
     with pytest.raises(services.BadRequest):
         coaching_report.report(synced, "not-a-uuid")
+
+
+def test_an_unreachable_cache_does_not_stop_answers(synced):
+    from tests.conftest import free_port
+
+    no_redis = settings_mod._replace(synced, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    got = nlquery.answer(no_redis, "virtual card rebates", limit=2, now=NOW)
+    assert got["cached"] is False and len(got["citations"]) == 2
