@@ -60,8 +60,7 @@ def data_version(conn: sa.engine.Connection) -> str:
 def known_entities(conn: sa.engine.Connection) -> list[KnownEntity]:
     rows = conn.execute(sa.text(
         "SELECT id::text, 'company' AS type, name FROM companies WHERE name IS NOT NULL "
-        "UNION ALL SELECT id::text, 'person', display_name FROM persons WHERE display_name IS NOT NULL "
-        "AND NOT is_internal")).all()
+        "UNION ALL SELECT id::text, 'person', display_name FROM persons WHERE display_name IS NOT NULL")).all()
     return [KnownEntity(r.id, r.type, r.name) for r in rows]
 
 
