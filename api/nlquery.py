@@ -7,7 +7,8 @@ Shared by POST /api/v1/query and the MCP tool natural_language_query.
    entity filters are applied to its hits, over-fetching when filters are present. When the
    filters leave fewer passages than asked, chunks of the matching interactions are added, ranked by
    full-text match then recency, so a named company's recent calls are found even when the nearest
-   neighbours of the question lie elsewhere.
+   neighbours of the question lie elsewhere. Without a vector store (no pgvector) that full-text
+   retrieval answers alone and the answer says so.
 3. Without a language model the answer is extractive: the best passages, attributed to speakers.
    With OpenAI configured, the passages are pruned into a token budget (api.context_pruning), PII
    masked, and a chat model writes the answer citing [n].
@@ -145,16 +146,23 @@ def _filtered_chunks(conn: sa.engine.Connection, parsed: ParsedQuery, allowed_id
 
 
 def retrieve(settings: Settings, parsed: ParsedQuery, limit: int,
-             search: Callable[..., list[dict]] = services.search) -> list[dict]:
+             search: Callable[..., list[dict]] = services.search) -> tuple[list[dict], Optional[str]]:
+    """The passages for the question, and why semantic search was not used (None when it was)."""
+    from embed_worker.stores import VectorStoreUnavailable
+
     filtered = bool(parsed.start or parsed.end or parsed.kinds or parsed.entities)
     k = max(limit * 10, 100) if filtered else limit * 2
-    hits = search(settings, parsed.text, k=k, sources=parsed.sources or None)
+    unavailable = None
+    try:
+        hits = search(settings, parsed.text, k=k, sources=parsed.sources or None)
+    except VectorStoreUnavailable as exc:  # no pgvector: full-text under the same filters still answers
+        hits, unavailable = [], str(exc)
     with db.transaction(settings) as conn:
         allowed = _entity_interactions(conn, parsed)
         kept = [h | {"retrieval": "semantic"} for h in hits if _passes(h, parsed, allowed)][:limit]
-        if len(kept) < limit and filtered:
+        if len(kept) < limit and (filtered or unavailable):
             kept += _filtered_chunks(conn, parsed, allowed, {h["chunk_id"] for h in kept}, limit - len(kept))
-    return kept
+    return kept, unavailable
 
 
 # ---- answers ----
@@ -260,8 +268,10 @@ def answer(settings: Settings, question: str, limit: int = 10, *, now: Optional[
             return json.loads(cached) | {"cached": True}
     started = time.perf_counter()
     parsed = query_parse.parse(question, known, now)
-    hits = retrieve(settings, parsed, limit)
+    hits, unavailable = retrieve(settings, parsed, limit)
     body: dict = {"question": question, "understood": parsed.as_dict(), "mode": mode}
+    if unavailable:
+        body["semantic_search"] = f"unavailable, full-text used instead: {unavailable}"
     if mode == "llm" and hits:
         try:
             text, cited, facts = llm_answer(settings, parsed, hits, now)

@@ -229,3 +229,12 @@ def test_an_unreachable_cache_does_not_stop_answers(synced):
     no_redis = settings_mod._replace(synced, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     got = nlquery.answer(no_redis, "virtual card rebates", limit=2, now=NOW)
     assert got["cached"] is False and len(got["citations"]) == 2
+
+
+def test_without_a_vector_store_full_text_still_answers(synced):
+    no_vectors = settings_mod._replace(synced, vector_store="weaviate")  # not built: the store is unavailable
+    got = nlquery.answer(no_vectors, "virtual card rebates on salesforce", limit=3, now=NOW, use_cache=False)
+    assert "unavailable" in got["semantic_search"]
+    assert len(got["citations"]) == 3
+    assert all(c["retrieval"] == "filters" and c["source"] == "salesforce" for c in got["citations"])
+    assert all("rebates" in line.lower() for line in got["answer"].splitlines())
