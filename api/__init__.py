@@ -20,7 +20,8 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     app.config["PAYREADY"] = settings
     app.json.sort_keys = False
 
-    from api import analytics, audit, auth, entities, errors, health, openapi, sync, timeline
+    from api import (analytics, audit, auth, coaching_routes, entities, errors, health, openapi, query_routes,
+                     sync, timeline)
 
     errors.init_app(app)
     audit.init_app(app)
@@ -31,4 +32,6 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     timeline.init_app(app)
     sync.init_app(app)
     analytics.init_app(app)
+    query_routes.init_app(app)
+    coaching_routes.init_app(app)
     return app

@@ -1,4 +1,4 @@
-"""The `payready` command: up, demo, sync, migrate, generate, status, keys.
+"""The `payready` command: up, demo, sync, migrate, generate, status, keys, mcp.
 
 Configuration errors end the command with exit 2 and a message naming the variable.
 """
@@ -251,6 +251,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary["run"]["status"] == "succeeded" else 1
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from api import mcp_server
+
+    s = _settings()
+    if not _has_database(s):
+        return 2
+    # stdout carries the protocol: everything else goes to stderr
+    mcp_server.serve(s, args.transport, args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="payready", description="Pay Ready domain ETL & AI")
     sub = p.add_subparsers(dest="command", required=True)
@@ -297,12 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("identity")
     ep.add_argument("entity")
     en.set_defaults(fn=cmd_entities)
-
     eb = sub.add_parser("embed", help="embed pending chunks now; --reembed after a model change")
     eb.add_argument("--reembed", action="store_true",
                     help="first make pending every chunk embedded by another model than the configured one")
     eb.add_argument("--all", action="store_true", help="with --reembed: every chunk, whatever its model")
     eb.set_defaults(fn=cmd_embed)
+    mc = sub.add_parser("mcp", help="serve the MCP tools (stdio by default) for AI assistants")
+    mc.add_argument("--transport", choices=("stdio", "streamable-http"), default="stdio")
+    mc.add_argument("--host", default="127.0.0.1", help="streamable-http bind address")
+    mc.add_argument("--port", type=int, default=8765, help="streamable-http port")
+    mc.set_defaults(fn=cmd_mcp)
     return p
 
 

@@ -170,6 +170,10 @@ class Settings:
     openai_base_url: Optional[str] = None
     # OpenAI embedding model (embedder=openai).
     openai_embedding_model: str = "text-embedding-3-small"
+    # OpenAI chat model that writes natural-language answers (when OPENAI_API_KEY is set).
+    openai_chat_model: str = "gpt-4o-mini"
+    # Token budget of the pruned context handed to the chat model per question.
+    answer_context_tokens: int = 3000
 
     # ---- derived names: one place, so domains never collide ----
     @property
@@ -269,6 +273,8 @@ _VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
     "OPENAI_API_KEY": ("openai_api_key", lambda n, v: v.strip(), True),
     "OPENAI_BASE_URL": ("openai_base_url", parse_url(("http", "https")), False),
     "PAYREADY_OPENAI_EMBEDDING_MODEL": ("openai_embedding_model", lambda n, v: v.strip(), False),
+    "PAYREADY_OPENAI_CHAT_MODEL": ("openai_chat_model", lambda n, v: v.strip(), False),
+    "PAYREADY_ANSWER_CONTEXT_TOKENS": ("answer_context_tokens", lambda n, v: parse_int(n, v, 200, 200_000), False),
 }
 
 

@@ -1,8 +1,10 @@
-"""A local stand-in for the OpenAI embeddings endpoint, for tests only.
+"""A local stand-in for the OpenAI embeddings and chat endpoints, for tests only.
 
 Speaks ``POST /v1/embeddings`` closely enough for the official ``openai`` client, returns vectors
 derived from a hash of each input (same text, same vector, across runs), can be scripted to fail
 the first N requests with a status, and records every request body it received.
+``POST /v1/chat/completions`` answers with a fixed text that cites the first context passage and
+records the request in ``chat_requests`` (so a test can read exactly what left the process).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class FakeOpenAIServer(LoopbackServer):
     def __init__(self, dim: int = 1536) -> None:
         self.dim = dim
         self.requests: list[dict[str, Any]] = []
+        self.chat_requests: list[dict[str, Any]] = []
+        self.chat_reply = "From the context: the customer raised pricing [1]."
         self.statuses: list[int] = []  # every request, including failed ones
         self._failures: list[int] = []
         self._lock = threading.Lock()
@@ -67,6 +71,22 @@ class FakeOpenAIServer(LoopbackServer):
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
+    def _chat(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.chat_requests.append(body)
+            status = self._failures.pop(0) if self._failures else 200
+            self.statuses.append(status)
+        if status != 200:
+            return status, {"error": {"message": f"scripted {status}", "type": "server_error", "code": None}}
+        prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+        return 200, {
+            "id": f"chatcmpl-{len(self.chat_requests)}", "object": "chat.completion", "created": 0,
+            "model": body.get("model"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": self.chat_reply}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": 12, "total_tokens": prompt + 12},
+        }
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -76,7 +96,8 @@ class FakeOpenAIServer(LoopbackServer):
             def do_POST(self) -> None:  # noqa: N802 - http.server naming
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                if self.path.rstrip("/") != "/v1/embeddings":
+                path = self.path.rstrip("/")
+                if path not in ("/v1/embeddings", "/v1/chat/completions"):
                     self._send(404, {"error": {"message": "not found"}})
                     return
                 try:
@@ -84,7 +105,7 @@ class FakeOpenAIServer(LoopbackServer):
                 except ValueError:
                     self._send(400, {"error": {"message": "bad json"}})
                     return
-                self._send(*server._respond(body))
+                self._send(*(server._chat(body) if path.endswith("completions") else server._respond(body)))
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode("utf-8")
