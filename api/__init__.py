@@ -23,4 +23,5 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     health.init_app(app)
     sync.init_app(app)
     timeline.init_app(app)
+    __import__("api.metrics").metrics.init_app(app)  # GET /metrics (issue 7)
     return app

@@ -10,6 +10,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -43,7 +44,8 @@ def settings_embedder(settings: Settings) -> Embedder:
                         settings.openai_embedding_model)
 
 
-def embed_pending(settings: Settings, max_batches: int | None = None) -> EmbedStats:
+def embed_pending(settings: Settings, max_batches: int | None = None,
+                  heartbeat: Callable[[], None] = lambda: None) -> EmbedStats:
     """Embed pending chunks until none are left (or ``max_batches``); safe to run in parallel."""
     started = time.perf_counter()
     stats = EmbedStats()
@@ -76,6 +78,7 @@ def embed_pending(settings: Settings, max_batches: int | None = None) -> EmbedSt
                 [{"h": r.content_hash, "m": model_tag, "id": r.id} for r in batch])
         stats.chunks += len(batch)
         stats.batches += 1
+        heartbeat()  # the run is alive: recovery must not take a long embed phase for dead
         metrics.CHUNKS_EMBEDDED.inc(len(batch))
     stats.seconds = time.perf_counter() - started
     log.info("embed chunks=%d batches=%d embed_ms=%.0f total_ms=%.0f", stats.chunks, stats.batches,

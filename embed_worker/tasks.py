@@ -15,7 +15,7 @@ from embed_worker import pipeline
 @ca.task(ca.EMBED_PENDING, retry_on=(OperationalError,))
 def embed_pending(self, *, run_id: str, slot: int = 0) -> dict:
     s = settings_mod.get()
-    stats = pipeline.embed_pending(s)
+    stats = pipeline.embed_pending(s, heartbeat=lambda: runs.heartbeat(s, run_id))
     status = "skipped" if stats.unavailable else "done"
     runs.phase(s, run_id, f"embed:{slot}", status=status, chunks=stats.chunks, batches=stats.batches,
                seconds=round(stats.seconds, 3), embed_seconds=round(stats.embed_seconds, 3),
