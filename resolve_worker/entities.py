@@ -40,6 +40,7 @@ def resolve_all(settings: Settings) -> ResolveStats:
         by_key = {r.key: r for r in rows}
         _write_entities(conn, mappings, by_key)
         _write_mappings(conn, mappings)
+        _mark_internal(conn)  # after the mappings: on a first run they did not exist before
         links = _link_interactions(conn)
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
         stats = ResolveStats(identities=len(rows), links=links,
@@ -102,9 +103,6 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["id"],
             set_={k: stmt.excluded[k] for k in rows[0] if k != "id"} | {"updated_at": sa.func.now()}), rows)
-    conn.execute(sa.text(
-        "UPDATE persons p SET is_internal = EXISTS (SELECT 1 FROM entity_mappings em JOIN source_identities si "
-        "USING (source, source_type, source_id) WHERE em.entity_id = p.id AND si.is_internal)"))
 
 
 def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping]) -> None:
@@ -123,6 +121,12 @@ def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping]
                          "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = p.id)"))
     conn.execute(sa.text("DELETE FROM companies c WHERE NOT EXISTS "
                          "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = c.id)"))
+
+
+def _mark_internal(conn: sa.engine.Connection) -> None:
+    conn.execute(sa.text(
+        "UPDATE persons p SET is_internal = EXISTS (SELECT 1 FROM entity_mappings em JOIN source_identities si "
+        "USING (source, source_type, source_id) WHERE em.entity_id = p.id AND si.is_internal)"))
 
 
 def _link_interactions(conn: sa.engine.Connection) -> int:
