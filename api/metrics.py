@@ -23,6 +23,7 @@ def scrape():  # noqa: ANN201
 def _count(response):  # noqa: ANN001, ANN202
     rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
     metrics.HTTP_REQUESTS.labels(route=rule, status=str(response.status_code)).inc()
+    metrics.note_memory()
     return response
 
 

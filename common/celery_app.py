@@ -172,6 +172,7 @@ def task(name: str, *, retry_on: tuple[type[BaseException], ...] = (), **options
                 elapsed = time.perf_counter() - started
                 metrics.TASKS.labels(task=name, outcome=outcome).inc()
                 metrics.TASK_SECONDS.labels(task=name).observe(elapsed)
+                metrics.note_memory()
                 log.info("task=%s run=%s outcome=%s seconds=%.3f", name.rsplit(".", 1)[-1], run_id,
                          outcome, elapsed)
 

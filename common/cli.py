@@ -187,6 +187,30 @@ def _process_group_env(s: Settings, name: str, env: dict[str, str]) -> dict[str,
     return out
 
 
+def cmd_proc(args: argparse.Namespace) -> int:
+    """Run one Procfile process in the foreground (containers: one process each, same commands)."""
+    from honcho.environ import parse_procfile
+
+    entries = parse_procfile((ROOT / "Procfile").read_text()).processes
+    if args.name not in entries:
+        print(f"no process {args.name!r} in the Procfile; known: {', '.join(entries)}", file=sys.stderr)
+        return 2
+    s = _settings()
+    env = {**os.environ}
+    if s.flower_basic_auth:
+        env["PAYREADY_FLOWER_BASIC_AUTH"] = s.flower_basic_auth  # resolved from the _FILE variant too
+    if env.get("PROMETHEUS_MULTIPROC_DIR"):
+        import shutil
+
+        folder = Path(env["PROMETHEUS_MULTIPROC_DIR"])
+        shutil.rmtree(folder, ignore_errors=True)  # a restarted container must not sum old files
+        folder.mkdir(parents=True)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    os.chdir(ROOT)
+    os.execvpe("/bin/sh", ["/bin/sh", "-c", "exec " + entries[args.name]], env)
+    return 0  # not reached
+
+
 def _process_env(s: Settings) -> dict[str, str]:
     env = {"PAYREADY_DOMAIN": s.domain, "PAYREADY_DATA_DIR": str(s.data_dir)}
     for var, value in (("PAYREADY_DATABASE_URL", s.database_url), ("PAYREADY_REDIS_URL", s.redis_url),
@@ -252,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--full-refresh", action="store_true", help="re-read everything from the start")
     sy.add_argument("--timeout", type=float, default=3600.0)
     sy.set_defaults(fn=cmd_sync)
+    pr = sub.add_parser("proc", help="run one Procfile process in the foreground (containers)")
+    pr.add_argument("name", help="web, ingest, resolve, embed, beat or flower")
+    pr.set_defaults(fn=cmd_proc)
     sub.add_parser("migrate", help="create or upgrade the domain schema").set_defaults(fn=cmd_migrate)
     g = sub.add_parser("generate", help="write sample landing data (files layout) and ground truth")
     g.add_argument("--out", required=True)

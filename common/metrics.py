@@ -49,6 +49,9 @@ CACHE_HIT_RATIO = Gauge(f"{P}cache_hit_ratio", "Hits / lookups of the timeline m
 CHUNKS_EMBEDDED = Counter(f"{P}chunks_embedded_total", "Chunks embedded and stored")
 RATE_LIMIT_WAIT = Counter(f"{P}rate_limit_wait_seconds", "Seconds spent waiting for shared rate limits",
                           ["limit"])
+# process_* metrics are absent in multiprocess mode: each process reports its own RSS instead
+RESIDENT_MEMORY = Gauge(f"{P}process_resident_memory_bytes", "Resident memory of each process (pid label)",
+                        multiprocess_mode="liveall")
 HTTP_REQUESTS = Counter(f"{P}http_requests_total", "API requests, by route and status",
                         ["route", "status"])
 
@@ -56,6 +59,18 @@ HTTP_REQUESTS = Counter(f"{P}http_requests_total", "API requests, by route and s
 STATE_METRICS = (f"{P}queue_depth", f"{P}dead_letters_waiting", f"{P}source_freshness_seconds",
                  f"{P}source_last_success_timestamp_seconds", f"{P}runs_active", f"{P}circuit_open",
                  f"{P}up")
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def note_memory() -> None:
+    """Record this process's resident memory (cheap: one read of /proc/self/statm)."""
+    try:
+        with open("/proc/self/statm") as f:
+            RESIDENT_MEMORY.set(int(f.read().split()[1]) * _PAGE)
+    except (OSError, ValueError, IndexError):
+        pass
 
 
 def multiprocess_dir() -> Optional[str]:
@@ -86,7 +101,7 @@ def serve_worker_metrics(settings: settings_mod.Settings) -> Optional[int]:
         return None
     from prometheus_client import start_http_server
 
-    start_http_server(settings.metrics_port, addr=os.environ.get("PAYREADY_METRICS_HOST", "127.0.0.1"),
+    start_http_server(settings.metrics_port, addr=settings.metrics_host,
                       registry=registry())
     log.info("metrics on :%d (multiprocess dir %s)", settings.metrics_port, multiprocess_dir())
     return settings.metrics_port

@@ -169,6 +169,8 @@ class Settings:
     retention_days: int = 90
     # Port on which a worker's main process serves /metrics for its pool (0 = not served).
     metrics_port: int = 0
+    # Address the worker metrics server binds (containers publishing it set 0.0.0.0).
+    metrics_host: str = "127.0.0.1"
     # /readyz fails when a queue holds more messages than this.
     queue_depth_limit: int = 10_000
     # /readyz names a source whose last successful sync is older than this many seconds.
@@ -290,6 +292,7 @@ _VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
     "PAYREADY_SYNC_INTERVALS": ("sync_intervals", _parse_intervals, False),
     "PAYREADY_RETENTION_DAYS": ("retention_days", lambda n, v: parse_int(n, v, 1, 3650), False),
     "PAYREADY_METRICS_PORT": ("metrics_port", lambda n, v: parse_int(n, v, 0, 65535), False),
+    "PAYREADY_METRICS_HOST": ("metrics_host", lambda n, v: v.strip(), False),
     "PAYREADY_QUEUE_DEPTH_LIMIT": ("queue_depth_limit", lambda n, v: parse_int(n, v, 1, 10_000_000), False),
     "PAYREADY_FRESHNESS_LIMIT_SECONDS": ("freshness_limit_seconds", lambda n, v: parse_int(n, v, 60, 30 * 86_400), False),
     "AIRBYTE_API_URL": ("airbyte_api_url", parse_url(("http", "https")), False),
