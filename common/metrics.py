@@ -16,11 +16,12 @@ Workers: the main process of each Celery worker serves its pool's metrics on
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 from typing import Iterator, Optional
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, REGISTRY
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, REGISTRY, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 from common import settings as settings_mod
@@ -80,18 +81,29 @@ def multiprocess_dir() -> Optional[str]:
 def registry() -> CollectorRegistry:
     """Event metrics of every process of this group (multiprocess), else of this process."""
     if multiprocess_dir():
-        from prometheus_client import multiprocess
-
         reg = CollectorRegistry()
-        multiprocess.MultiProcessCollector(reg)
+        _FilesCollector(reg)
         return reg
     return REGISTRY
 
 
+class _FilesCollector(multiprocess.MultiProcessCollector):
+    """Skips metric files a process has created but not yet sized (an empty file would fail the
+    whole scrape with struct.error; that process's values appear at the next scrape)."""
+
+    def collect(self):  # noqa: ANN201
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(path) >= 8:
+                    files.append(path)
+            except OSError:  # marked dead meanwhile
+                pass
+        return self.merge(files, accumulate=True)
+
+
 def mark_process_dead(pid: Optional[int]) -> None:
     if pid and multiprocess_dir():
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(pid)
 
 
