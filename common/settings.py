@@ -160,6 +160,8 @@ class Settings:
     run_stale_seconds: int = 600
     # Processing batches one process task does before it re-enqueues itself (keeps tasks short).
     process_batches_per_task: int = 20
+    # Embed batches one embed task does before it re-enqueues itself (keeps tasks short).
+    embed_batches_per_task: int = 20
     # Seconds Redis waits before redelivering an unacknowledged message (must exceed any task).
     visibility_timeout_seconds: int = 3600
     # Beat's sync interval per source in seconds, "gong=3600,slack=300"; unnamed sources keep
@@ -288,6 +290,7 @@ _VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
     "PAYREADY_LOG_LEVEL": ("log_level", parse_choice(("debug", "info", "warning", "error")), False),
     "PAYREADY_RUN_STALE_SECONDS": ("run_stale_seconds", lambda n, v: parse_int(n, v, 30, 86_400), False),
     "PAYREADY_PROCESS_BATCHES_PER_TASK": ("process_batches_per_task", lambda n, v: parse_int(n, v, 1, 100_000), False),
+    "PAYREADY_EMBED_BATCHES_PER_TASK": ("embed_batches_per_task", lambda n, v: parse_int(n, v, 1, 100_000), False),
     "PAYREADY_VISIBILITY_TIMEOUT_SECONDS": ("visibility_timeout_seconds", lambda n, v: parse_int(n, v, 10, 7 * 86_400), False),
     "PAYREADY_SYNC_INTERVALS": ("sync_intervals", _parse_intervals, False),
     "PAYREADY_RETENTION_DAYS": ("retention_days", lambda n, v: parse_int(n, v, 1, 3650), False),

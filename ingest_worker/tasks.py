@@ -68,7 +68,7 @@ def wait_source(self, *, run_id: str, source: str) -> dict:
 
 
 @ca.task(ca.PROCESS_SOURCE, retry_on=(OperationalError,))
-def process_source(self, *, run_id: str, source: str, part: int = 1) -> dict:
+def process_source(self, *, run_id: str, source: str, part: int = 1, seconds_before: float = 0.0) -> dict:
     """Phase 3: process what landed since the checkpoint, a bounded number of batches per task.
 
     When batches remain, the task replaces itself with the next part (same place in the canvas),
@@ -79,8 +79,9 @@ def process_source(self, *, run_id: str, source: str, part: int = 1) -> dict:
     totals = pipeline.process_source(s, source, run_id, max_batches=s.process_batches_per_task)
     if not totals.finished:
         runs.phase(s, run_id, f"process:{source}", status="running", parts=part)
-        raise self.replace(ca.app.signature(ca.PROCESS_SOURCE, kwargs={"run_id": run_id, "source": source,
-                                                                       "part": part + 1}, immutable=True))
+        raise self.replace(ca.app.signature(ca.PROCESS_SOURCE, kwargs={
+            "run_id": run_id, "source": source, "part": part + 1,
+            "seconds_before": round(seconds_before + time.perf_counter() - started, 3)}, immutable=True))
     with db.transaction(s) as conn:  # an Airbyte job that failed still fails its source, after its rows
         conn.execute(sa.text("UPDATE sync_run_sources SET status = 'failed' WHERE run_id = :id AND source = :s "
                              "AND error IS NOT NULL AND status = 'running'"), {"id": run_id, "s": source})
@@ -89,7 +90,8 @@ def process_source(self, *, run_id: str, source: str, part: int = 1) -> dict:
     summary = {"in": counts.records_in, "processed": counts.processed, "dead_lettered": counts.dead_lettered,
                "parts": part} if counts else {}
     runs.phase(s, run_id, f"process:{source}", status="done",
-               seconds=round(time.perf_counter() - started, 3), **summary, last_part=totals.as_dict())
+               seconds=round(seconds_before + time.perf_counter() - started, 3), **summary,
+               last_part=totals.as_dict())
     return {"source": source, **summary}
 
 

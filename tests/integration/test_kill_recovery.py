@@ -25,7 +25,7 @@ from tests.ops import (PHASES, SAMPLE_MALFORMED, GatedOpenAIServer, fingerprint,
 
 # Small batches: many checkpoints per stream and several parts per process task.
 SMALL = {"PAYREADY_BATCH_SIZE": "40", "PAYREADY_PROCESS_BATCHES_PER_TASK": "3",
-         "PAYREADY_EMBED_BATCH_SIZE": "32"}
+         "PAYREADY_EMBED_BATCH_SIZE": "32", "PAYREADY_EMBED_BATCHES_PER_TASK": "4"}
 STALE_AFTER = 2.0  # seconds without heartbeat before the test's recovery call takes the run
 
 
