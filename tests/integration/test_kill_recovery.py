@@ -57,6 +57,18 @@ def _kill(proc) -> None:  # noqa: ANN001
     proc.wait()
 
 
+def _pool_children(proc) -> list[int]:  # noqa: ANN001
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == proc.pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def _lock_waiters(s, table: str) -> int:  # noqa: ANN001
     return scalar(s, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
                      "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -133,6 +145,38 @@ def _killed_run(stack_urls, openai, phase: str, logs: Path):  # noqa: ANN001, AN
             lock.release()
         openai.release.set()
         stop_all(workers.values())
+
+
+def test_sigkill_of_pool_processes_mid_ingest_is_redelivered_within_the_same_run(stack_urls, openai, clean,
+                                                                                tmp_path):
+    """Only the pool processes die (an OOM kill): the main process sees WorkerLostError and, with
+    acks_late + reject_on_worker_lost, requeues their tasks; the same run finishes, no recovery."""
+    s = new_domain(stack_urls, "kill_pool")
+    env = worker_env(s, openai.base_url, **SMALL)
+    workers = [start_worker(s, p, env, tmp_path, f"{p}-a") for p in PHASES]
+    lock = None
+    try:
+        wait_ready(s)
+        lock = _TableLock(s, "chunks")
+        run_id = start_run(s)
+        wait_until(lambda: _lock_waiters(s, "chunks") and scalar(
+            s, "SELECT sum(records_in) FROM sync_run_sources WHERE run_id = :r", r=run_id),
+            what="ingest blocked after some batches committed")
+        children = _pool_children(workers[0])
+        assert children, "the ingest worker has pool processes"
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        lock.release()
+        run = runs.wait_for(s, run_id, timeout=600)
+        assert run["status"] == "succeeded", (run, logs_with_tracebacks(tmp_path))
+        assert "WorkerLostError" in (tmp_path / "ingest-a.log").read_text()
+        got = fingerprint(s)
+        assert got == clean, "data after killing the pool mid-ingest differ from a clean run"
+    finally:
+        if lock is not None:
+            lock.release()
+        stop_all(workers)
+        drop_domain(s)
 
 
 @pytest.mark.parametrize("phase", PHASES)
