@@ -20,8 +20,8 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     app.config["PAYREADY"] = settings
     app.json.sort_keys = False
 
-    from api import (analytics, audit, auth, coaching_routes, entities, errors, health, openapi, query_routes,
-                     sync, timeline)
+    from api import (analytics, audit, auth, coaching_routes, entities, errors, health, metrics, openapi,
+                     query_routes, sync, timeline)
 
     errors.init_app(app)
     audit.init_app(app)
@@ -34,4 +34,5 @@ def create_app(settings: Optional[Settings] = None) -> Flask:
     analytics.init_app(app)
     query_routes.init_app(app)
     coaching_routes.init_app(app)
+    metrics.init_app(app)
     return app

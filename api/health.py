@@ -1,4 +1,4 @@
-"""Liveness and readiness."""
+"""Liveness (/healthz: the process answers) and readiness (/readyz: every dependency, named)."""
 from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, jsonify
@@ -15,11 +15,10 @@ def healthz():  # noqa: ANN201
 
 @bp.get("/readyz")
 def readyz():  # noqa: ANN201
-    report = status.collect(current_app.config["PAYREADY"])
-    failures = [name for name in ("database", "redis", "broker") if not report[name].get("ok")]
-    body = {"status": "ready" if not failures else "not_ready", "failures": failures,
-            **{k: report[k] for k in ("database", "redis", "broker")}}
-    return jsonify(body), 200 if not failures else 503
+    """200 when ready; 503 naming each failed check (database, redis, broker, queue:<name>,
+    circuit:<name>) with its reason. Sources not synced recently are listed under warnings."""
+    verdict = status.readiness(current_app.config["PAYREADY"])
+    return jsonify(verdict), 200 if verdict["status"] == "ready" else 503
 
 
 def init_app(app: Flask) -> None:

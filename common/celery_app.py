@@ -18,7 +18,7 @@ from celery import Celery, Task, signals
 from celery.exceptions import Retry
 from kombu import Exchange, Queue, pools
 
-from common import embedded, logctx, metrics, settings as settings_mod
+from common import embedded, logctx, metrics, runs, settings as settings_mod
 
 log = logging.getLogger("payready.task")
 
@@ -34,6 +34,10 @@ ANALYTICS = "resolve_worker.tasks.refresh_analytics"
 FINISH_RUN = "resolve_worker.tasks.finish_run"
 EMBED_PENDING = "embed_worker.tasks.embed_pending"
 DISPATCH_SYNC = "ingest_worker.tasks.dispatch_sync"
+RECOVER_STALE_RUNS = "ingest_worker.tasks.recover_stale_runs"
+REDRIVE_DEAD_LETTERS = "ingest_worker.tasks.redrive_dead_letters"
+WARM_CACHES = "resolve_worker.tasks.warm_caches"
+PRUNE_RETENTION = "resolve_worker.tasks.prune_retention"
 
 _MODULE_QUEUE = {"ingest_worker": INGEST, "resolve_worker": RESOLVE, "embed_worker": EMBED}
 
@@ -73,14 +77,18 @@ def configure(app: Celery, s: settings_mod.Settings) -> None:
         worker_send_task_events=True,
         task_send_sent_event=True,
         broker_connection_retry_on_startup=True,
-        # the longest task (a big process batch loop) must finish before redelivery
-        broker_transport_options={"visibility_timeout": 3600, "global_keyprefix": s.key_prefix + "celery:"},
+        # Redis redelivers an unacknowledged message after this long: it must exceed the longest
+        # task. Process tasks are bounded (PAYREADY_PROCESS_BATCHES_PER_TASK batches, then they
+        # re-enqueue themselves), embed and resolve tasks last minutes at most; a worker killed
+        # outright is handled sooner by stale-run recovery (common/recovery.py), not by redelivery.
+        broker_transport_options={"visibility_timeout": s.visibility_timeout_seconds,
+                                  "global_keyprefix": s.key_prefix + "celery:"},
         result_backend_transport_options={"global_keyprefix": s.key_prefix + "celery:"},
         worker_hijack_root_logger=False,
     )
     from common.schedule import beat_schedule
 
-    app.conf.beat_schedule = beat_schedule()
+    app.conf.beat_schedule = beat_schedule(s)
     # Queues and connection pools are cached on first use; a new domain (tests, the CLI) brings new
     # queues and a new key prefix, so drop them and let the next use build them from this config.
     app.amqp.__dict__.pop("queues", None)
@@ -141,7 +149,14 @@ def task(name: str, *, retry_on: tuple[type[BaseException], ...] = (), **options
             run_id = kwargs.get("run_id", "-")
             try:
                 with logctx.bind(task=name.rsplit(".", 1)[-1], run=run_id, source=kwargs.get("source")):
+                    if kwargs.get("run_id") and not runs.is_active(settings_mod.get(), run_id):
+                        raise runs.RunSuperseded(f"run {run_id} is no longer active")
                     return fn(self, *args, **kwargs)
+            except runs.RunSuperseded as exc:
+                # a message of a run that recovery replaced (or that ended): stop without writing
+                outcome = "superseded"
+                log.warning("task=%s run=%s superseded: %s", name.rsplit(".", 1)[-1], run_id, exc)
+                return {"superseded": run_id}
             except Retry:
                 outcome = "retry"  # the task re-scheduled itself (polling): not an error
                 raise
@@ -157,6 +172,7 @@ def task(name: str, *, retry_on: tuple[type[BaseException], ...] = (), **options
                 elapsed = time.perf_counter() - started
                 metrics.TASKS.labels(task=name, outcome=outcome).inc()
                 metrics.TASK_SECONDS.labels(task=name).observe(elapsed)
+                metrics.note_memory()
                 log.info("task=%s run=%s outcome=%s seconds=%.3f", name.rsplit(".", 1)[-1], run_id,
                          outcome, elapsed)
 
@@ -177,3 +193,14 @@ def _after_fork(**_: Any) -> None:
     from common import db
 
     db.dispose_all()
+
+
+@signals.celeryd_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """The worker's main process serves /metrics for all its pool processes (multiprocess mode)."""
+    metrics.serve_worker_metrics(settings_mod.get())
+
+
+@signals.worker_process_shutdown.connect
+def _pool_process_gone(pid: Optional[int] = None, **_: Any) -> None:
+    metrics.mark_process_dead(pid)

@@ -191,14 +191,61 @@ def cmd_up(args: argparse.Namespace) -> int:
         env = {**os.environ, **_process_env(s)}
         # the Procfile names `celery` and `gunicorn`: find ours even when the venv is not activated
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        if s.flower_basic_auth:  # resolved from PAYREADY_FLOWER_BASIC_AUTH_FILE too
+            env["PAYREADY_FLOWER_BASIC_AUTH"] = s.flower_basic_auth
         procfile = parse_procfile((ROOT / "Procfile").read_text())
         manager = Manager()
         for name, entry in procfile.processes.items():
-            manager.add_process(name, entry, env=env, cwd=str(ROOT))
-        print(f"API on http://{s.api_host}:{s.api_port}  Flower on http://127.0.0.1:{s.flower_port}",
-              file=sys.stderr)
+            manager.add_process(name, entry, env=_process_group_env(s, name, env), cwd=str(ROOT))
+        print(f"API on http://{s.api_host}:{s.api_port}  Flower on http://{s.flower_host}:{s.flower_port}  "
+              f"worker metrics on :{_metrics_base(s)}-{_metrics_base(s) + 2}", file=sys.stderr)
         manager.loop()  # returns when any process dies or on SIGINT/SIGTERM, after stopping all
         return manager.returncode or 0
+
+
+# Worker metrics ports under `up`: PAYREADY_METRICS_PORT (default 9101) for ingest, +1, +2.
+_WORKER_METRICS_OFFSET = {"ingest": 0, "resolve": 1, "embed": 2}
+
+
+def _metrics_base(s: Settings) -> int:
+    return s.metrics_port or 9101
+
+
+def _process_group_env(s: Settings, name: str, env: dict[str, str]) -> dict[str, str]:
+    """One fresh Prometheus multiprocess directory per Procfile process; a port per worker type."""
+    import shutil
+
+    folder = s.data_dir / "metrics" / name
+    shutil.rmtree(folder, ignore_errors=True)  # files of a previous run would be summed in
+    folder.mkdir(parents=True)
+    out = {**env, "PROMETHEUS_MULTIPROC_DIR": str(folder.resolve())}
+    if name in _WORKER_METRICS_OFFSET:
+        out["PAYREADY_METRICS_PORT"] = str(_metrics_base(s) + _WORKER_METRICS_OFFSET[name])
+    return out
+
+
+def cmd_proc(args: argparse.Namespace) -> int:
+    """Run one Procfile process in the foreground (containers: one process each, same commands)."""
+    from honcho.environ import parse_procfile
+
+    entries = parse_procfile((ROOT / "Procfile").read_text()).processes
+    if args.name not in entries:
+        print(f"no process {args.name!r} in the Procfile; known: {', '.join(entries)}", file=sys.stderr)
+        return 2
+    s = _settings()
+    env = {**os.environ}
+    if s.flower_basic_auth:
+        env["PAYREADY_FLOWER_BASIC_AUTH"] = s.flower_basic_auth  # resolved from the _FILE variant too
+    if env.get("PROMETHEUS_MULTIPROC_DIR"):
+        import shutil
+
+        folder = Path(env["PROMETHEUS_MULTIPROC_DIR"])
+        shutil.rmtree(folder, ignore_errors=True)  # a restarted container must not sum old files
+        folder.mkdir(parents=True)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    os.chdir(ROOT)
+    os.execvpe("/bin/sh", ["/bin/sh", "-c", "exec " + entries[args.name]], env)
+    return 0  # not reached
 
 
 def _process_env(s: Settings) -> dict[str, str]:
@@ -277,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--full-refresh", action="store_true", help="re-read everything from the start")
     sy.add_argument("--timeout", type=float, default=3600.0)
     sy.set_defaults(fn=cmd_sync)
+    pr = sub.add_parser("proc", help="run one Procfile process in the foreground (containers)")
+    pr.add_argument("name", help="web, ingest, resolve, embed, beat or flower")
+    pr.set_defaults(fn=cmd_proc)
     sub.add_parser("migrate", help="create or upgrade the domain schema").set_defaults(fn=cmd_migrate)
     g = sub.add_parser("generate", help="write sample landing data (files layout) and ground truth")
     g.add_argument("--out", required=True)

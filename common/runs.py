@@ -23,6 +23,11 @@ from common.settings import Settings
 EMBED_SLOTS = 2
 
 
+class RunSuperseded(Exception):
+    """The run this work belongs to is no longer active (failed as stale, cancelled, finished):
+    its remaining tasks stop without writing, so a recovered run never races its predecessor."""
+
+
 @dataclass
 class StartedRun:
     run_id: str
@@ -58,6 +63,35 @@ def active_run_for(settings: Settings, sources: list[str]) -> Optional[str]:
             "SELECT run_id FROM sync_run_sources WHERE source = ANY(:s) "
             "AND status IN ('pending','running') LIMIT 1"), {"s": list(sources)}).first()
     return str(row[0]) if row else None
+
+
+def is_active(settings: Settings, run_id: str) -> bool:
+    with db.transaction(settings) as conn:
+        status = conn.execute(sa.text("SELECT status FROM sync_runs WHERE id = :id"), {"id": run_id}).scalar()
+    return status in ("pending", "running")
+
+
+def hold_fence(conn: sa.engine.Connection, run_id: Optional[str], source: str) -> None:
+    """Lock the run's row for ``source`` until this transaction ends, or raise RunSuperseded.
+
+    A batch holds the lock while it writes; recovery's ``fail_run`` waits for it, so no batch of a
+    run commits after the run was declared dead (the row lock is the fencing token).
+    """
+    if not run_id:
+        return
+    status = conn.execute(sa.text(
+        "SELECT status FROM sync_run_sources WHERE run_id = :id AND source = :s FOR UPDATE"),
+        {"id": run_id, "s": source}).scalar()
+    if status not in ("pending", "running"):
+        raise RunSuperseded(f"run {run_id} source {source} is {status or 'gone'}")
+
+
+def heartbeat(settings: Settings, run_id: Optional[str]) -> None:
+    """Tell recovery this run is alive (long phases call it between batches)."""
+    if not run_id:
+        return
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text("UPDATE sync_runs SET heartbeat_at = now() WHERE id = :id"), {"id": run_id})
 
 
 def mark_phase(conn: sa.engine.Connection, run_id: str, phase: str, **fields: Any) -> None:

@@ -151,11 +151,32 @@ class Settings:
     api_port: int = 8000
     # Flower bind port and "user:password" basic auth (secret; unset = no auth, loopback only).
     flower_port: int = 5555
+    # Flower bind address: loopback unless a container must publish it.
+    flower_host: str = "127.0.0.1"
     flower_basic_auth: Optional[str] = field(default=None, repr=False)
     # Log level of every process.
     log_level: str = "INFO"
     # Seconds after which a run without heartbeat is presumed dead and resumed.
     run_stale_seconds: int = 600
+    # Processing batches one process task does before it re-enqueues itself (keeps tasks short).
+    process_batches_per_task: int = 20
+    # Embed batches one embed task does before it re-enqueues itself (keeps tasks short).
+    embed_batches_per_task: int = 20
+    # Seconds Redis waits before redelivering an unacknowledged message (must exceed any task).
+    visibility_timeout_seconds: int = 3600
+    # Beat's sync interval per source in seconds, "gong=3600,slack=300"; unnamed sources keep
+    # the defaults in common/schedule.py.
+    sync_intervals: tuple[tuple[str, int], ...] = ()
+    # Days finished runs and re-driven dead letters are kept before beat prunes them.
+    retention_days: int = 90
+    # Port on which a worker's main process serves /metrics for its pool (0 = not served).
+    metrics_port: int = 0
+    # Address the worker metrics server binds (containers publishing it set 0.0.0.0).
+    metrics_host: str = "127.0.0.1"
+    # /readyz fails when a queue holds more messages than this.
+    queue_depth_limit: int = 10_000
+    # /readyz names a source whose last successful sync is older than this many seconds.
+    freshness_limit_seconds: int = 86_400
     # Airbyte public API base URL and application credentials (landing=airbyte).
     airbyte_api_url: Optional[str] = None
     airbyte_client_id: Optional[str] = None
@@ -227,6 +248,16 @@ def _parse_schema_template(name: str, raw: str) -> str:
     return value
 
 
+def _parse_intervals(name: str, raw: str) -> tuple[tuple[str, int], ...]:
+    pairs = []
+    for item in (x.strip() for x in raw.split(",") if x.strip()):
+        source, sep, seconds = item.partition("=")
+        if not sep or source.strip() not in _SOURCES:
+            raise ConfigError(f"{name}: {item!r} must be <source>=<seconds>, source one of {', '.join(_SOURCES)}")
+        pairs.append((source.strip(), parse_int(name, seconds, 10, 7 * 86_400)))
+    return tuple(pairs)
+
+
 def _parse_connections(name: str, raw: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in (x.strip() for x in raw.split(",") if x.strip()):
@@ -261,9 +292,19 @@ _VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
     "PAYREADY_API_HOST": ("api_host", lambda n, v: v.strip(), False),
     "PAYREADY_API_PORT": ("api_port", lambda n, v: parse_int(n, v, 1, 65535), False),
     "PAYREADY_FLOWER_PORT": ("flower_port", lambda n, v: parse_int(n, v, 1, 65535), False),
+    "PAYREADY_FLOWER_HOST": ("flower_host", lambda n, v: v.strip(), False),
     "PAYREADY_FLOWER_BASIC_AUTH": ("flower_basic_auth", lambda n, v: v.strip(), True),
     "PAYREADY_LOG_LEVEL": ("log_level", parse_choice(("debug", "info", "warning", "error")), False),
     "PAYREADY_RUN_STALE_SECONDS": ("run_stale_seconds", lambda n, v: parse_int(n, v, 30, 86_400), False),
+    "PAYREADY_PROCESS_BATCHES_PER_TASK": ("process_batches_per_task", lambda n, v: parse_int(n, v, 1, 100_000), False),
+    "PAYREADY_EMBED_BATCHES_PER_TASK": ("embed_batches_per_task", lambda n, v: parse_int(n, v, 1, 100_000), False),
+    "PAYREADY_VISIBILITY_TIMEOUT_SECONDS": ("visibility_timeout_seconds", lambda n, v: parse_int(n, v, 10, 7 * 86_400), False),
+    "PAYREADY_SYNC_INTERVALS": ("sync_intervals", _parse_intervals, False),
+    "PAYREADY_RETENTION_DAYS": ("retention_days", lambda n, v: parse_int(n, v, 1, 3650), False),
+    "PAYREADY_METRICS_PORT": ("metrics_port", lambda n, v: parse_int(n, v, 0, 65535), False),
+    "PAYREADY_METRICS_HOST": ("metrics_host", lambda n, v: v.strip(), False),
+    "PAYREADY_QUEUE_DEPTH_LIMIT": ("queue_depth_limit", lambda n, v: parse_int(n, v, 1, 10_000_000), False),
+    "PAYREADY_FRESHNESS_LIMIT_SECONDS": ("freshness_limit_seconds", lambda n, v: parse_int(n, v, 60, 30 * 86_400), False),
     "AIRBYTE_API_URL": ("airbyte_api_url", parse_url(("http", "https")), False),
     "AIRBYTE_CLIENT_ID": ("airbyte_client_id", lambda n, v: v.strip(), False),
     "AIRBYTE_CLIENT_SECRET": ("airbyte_client_secret", lambda n, v: v.strip(), True),

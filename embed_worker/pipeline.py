@@ -10,6 +10,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -79,7 +80,8 @@ _CLAIM = (
     "ORDER BY c.interaction_id, c.ordinal LIMIT :n FOR UPDATE OF c SKIP LOCKED")
 
 
-def embed_pending(settings: Settings, max_batches: int | None = None) -> EmbedStats:
+def embed_pending(settings: Settings, max_batches: int | None = None,
+                  heartbeat: Callable[[], None] = lambda: None) -> EmbedStats:
     """Embed pending chunks until none are left (or ``max_batches``); safe to run in parallel.
 
     Each batch is one transaction: claim (SKIP LOCKED), embed, store the vectors, advance the
@@ -130,6 +132,7 @@ def embed_pending(settings: Settings, max_batches: int | None = None) -> EmbedSt
         stats.chunks += len(done)
         stats.refused += len(failed)
         stats.batches += 1
+        heartbeat()  # the run is alive: recovery must not take a long embed phase for dead
         metrics.CHUNKS_EMBEDDED.inc(len(done))
     stats.seconds = time.perf_counter() - started
     log.info("embed chunks=%d refused=%d batches=%d embed_ms=%.0f total_ms=%.0f", stats.chunks, stats.refused,

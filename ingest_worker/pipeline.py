@@ -38,9 +38,15 @@ class SourceTotals:
     interactions: int = 0
     chunks_changed: int = 0
     streams: dict = field(default_factory=dict)
+    max_batches: Optional[int] = None
+    finished: bool = False
+
+    @property
+    def out_of_budget(self) -> bool:
+        return self.max_batches is not None and self.batches >= self.max_batches
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "max_batches"}
 
 
 def landing_dir(settings: Settings) -> Path:
@@ -51,17 +57,29 @@ def landing_dir(settings: Settings) -> Path:
     return SAMPLE_DIR
 
 
+class CheckpointMoved(Exception):
+    """Another process advanced this stream's checkpoint first: it owns the stream now."""
+
+
 def process_source(settings: Settings, source: str, run_id: Optional[str],
-                   heartbeat: Callable[[], None] = lambda: None) -> SourceTotals:
-    """Process every stream of ``source`` from its checkpoint to the end of what landed."""
+                   heartbeat: Callable[[], None] = lambda: None,
+                   max_batches: Optional[int] = None) -> SourceTotals:
+    """Process the streams of ``source`` from their checkpoints to the end of what landed.
+
+    With ``max_batches``, stop after that many batches and leave ``finished`` False: the task
+    re-enqueues itself, so every task stays short and fits the broker's visibility timeout.
+    """
     module = PROCESSORS[source]
-    totals = SourceTotals()
+    totals = SourceTotals(max_batches=max_batches)
     with stage("lookup"), db.engine_for(settings).connect() as conn:
         identities = IdentityCache.load(conn, source)
     if settings.landing == "airbyte":
         for stream in module.STREAMS:
             _process_airbyte_stream(settings, source, stream, run_id, totals, identities)
             heartbeat()
+            if totals.out_of_budget:
+                return totals
+        totals.finished = True
         return totals
     folder = landing_dir(settings)
     present = landing.available_streams(folder, source)
@@ -70,6 +88,9 @@ def process_source(settings: Settings, source: str, run_id: Optional[str],
         _process_file_stream(settings, source, stream, landing.stream_path(folder, source, stream), run_id, totals,
                              identities)
         heartbeat()
+        if totals.out_of_budget:
+            return totals
+    totals.finished = True
     return totals
 
 
@@ -80,9 +101,19 @@ def _process_file_stream(settings: Settings, source: str, stream: str, path: Pat
         offset = conn.execute(sa.select(_SS.c.cursor_offset).where(
             _SS.c.source == source, _SS.c.stream == stream)).scalar() or 0
     for batch in landing.read_batches(path, stream, offset, settings.batch_size):
-        def advance(conn: sa.engine.Connection, records_in: int, end: int = batch.end_offset) -> None:
-            _advance(conn, source, stream, end, records_in)
-        _write_batch(settings, source, stream, batch.records, batch.malformed, run_id, totals, advance, identities)
+        if totals.out_of_budget:
+            return
+        def advance(conn: sa.engine.Connection, records_in: int, start: int = offset,
+                    end: int = batch.end_offset) -> None:
+            _advance(conn, source, stream, end, records_in, expected=start)
+        try:
+            _write_batch(settings, source, stream, batch.records, batch.malformed, run_id, totals, advance,
+                         identities)
+        except CheckpointMoved:
+            log.warning("checkpoint of %s/%s moved past %d under us: another process owns the stream",
+                        source, stream, offset)
+            return
+        offset = batch.end_offset
 
 
 def _process_airbyte_stream(settings: Settings, source: str, stream: str, run_id: Optional[str],
@@ -104,6 +135,8 @@ def _process_airbyte_stream(settings: Settings, source: str, stream: str, run_id
                             ids=[r.position for r in batch.records] + [m[0] for m in batch.malformed]) -> None:
                     landing_airbyte.save_cursor(conn, source, stream, after, records_in)
                     _remember_seen(conn, source, stream, ids, after, settings.lookback_seconds)
+                if totals.out_of_budget:
+                    return
                 if batch.generation_rose:
                     log.warning("airbyte generation rose for %s/%s: re-reading the table from the start",
                                 source, stream)
@@ -147,6 +180,7 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
 
     started = time.perf_counter()
     with db.engine_for(settings).begin() as conn:
+        runs.hold_fence(conn, run_id, source)  # a run failed as stale writes nothing more
         records = [r.data for r in landed]
         positions = {id(r.data): r.position for r in landed}
         directory = identities.directory(conn)
@@ -189,12 +223,17 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
              stats.chunks_changed, elapsed * 1000)
 
 
-def _advance(conn: sa.engine.Connection, source: str, stream: str, offset: int, count: int) -> None:
+def _advance(conn: sa.engine.Connection, source: str, stream: str, offset: int, count: int,
+             expected: Optional[int] = None) -> None:
+    """Move the checkpoint to ``offset``; with ``expected``, only from there (compare-and-set)."""
     stmt = insert(_SS).values(source=source, stream=stream, cursor_offset=offset, records_total=count)
-    conn.execute(stmt.on_conflict_do_update(
+    moved = conn.execute(stmt.on_conflict_do_update(
         index_elements=["source", "stream"],
         set_={"cursor_offset": stmt.excluded.cursor_offset, "updated_at": sa.func.now(),
-              "records_total": _SS.c.records_total + stmt.excluded.records_total}))
+              "records_total": _SS.c.records_total + stmt.excluded.records_total},
+        where=None if expected is None else sa.func.coalesce(_SS.c.cursor_offset, 0) == expected))
+    if moved.rowcount == 0:
+        raise CheckpointMoved(f"{source}/{stream}")
 
 
 def reset_checkpoints(settings: Settings, sources: list[str]) -> None:

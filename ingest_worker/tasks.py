@@ -68,17 +68,31 @@ def wait_source(self, *, run_id: str, source: str) -> dict:
 
 
 @ca.task(ca.PROCESS_SOURCE, retry_on=(OperationalError,))
-def process_source(self, *, run_id: str, source: str) -> dict:
-    """Phase 3: process what landed since the checkpoint, batch by batch."""
+def process_source(self, *, run_id: str, source: str, part: int = 1, seconds_before: float = 0.0) -> dict:
+    """Phase 3: process what landed since the checkpoint, a bounded number of batches per task.
+
+    When batches remain, the task replaces itself with the next part (same place in the canvas),
+    so no task outlives the broker's visibility timeout and a killed part costs one batch.
+    """
     s = _settings()
     started = time.perf_counter()
-    totals = pipeline.process_source(s, source, run_id)
+    totals = pipeline.process_source(s, source, run_id, max_batches=s.process_batches_per_task)
+    if not totals.finished:
+        runs.phase(s, run_id, f"process:{source}", status="running", parts=part)
+        raise self.replace(ca.app.signature(ca.PROCESS_SOURCE, kwargs={
+            "run_id": run_id, "source": source, "part": part + 1,
+            "seconds_before": round(seconds_before + time.perf_counter() - started, 3)}, immutable=True))
     with db.transaction(s) as conn:  # an Airbyte job that failed still fails its source, after its rows
         conn.execute(sa.text("UPDATE sync_run_sources SET status = 'failed' WHERE run_id = :id AND source = :s "
                              "AND error IS NOT NULL AND status = 'running'"), {"id": run_id, "s": source})
+        counts = conn.execute(sa.text("SELECT records_in, processed, dead_lettered FROM sync_run_sources "
+                                      "WHERE run_id = :id AND source = :s"), {"id": run_id, "s": source}).first()
+    summary = {"in": counts.records_in, "processed": counts.processed, "dead_lettered": counts.dead_lettered,
+               "parts": part} if counts else {}
     runs.phase(s, run_id, f"process:{source}", status="done",
-               seconds=round(time.perf_counter() - started, 3), **totals.as_dict())
-    return {"source": source, **totals.as_dict()}
+               seconds=round(seconds_before + time.perf_counter() - started, 3), **summary,
+               last_part=totals.as_dict())
+    return {"source": source, **summary}
 
 
 @ca.task(ca.DISPATCH_SYNC, retry_on=(OperationalError,))
@@ -92,3 +106,19 @@ def dispatch_sync(self, sources: list[str] | None = None) -> dict:
     audit.write(s, "beat", "sync.trigger", f"run_id={started.run_id}",
                 "created" if started.created else "joined", {"sources": chosen})
     return {"run_id": started.run_id, "created": started.created}
+
+
+@ca.task(ca.RECOVER_STALE_RUNS, retry_on=(OperationalError,))
+def recover_stale_runs(self, stale_after: float | None = None) -> list[dict]:
+    """Beat's entry: fail runs whose heartbeat stopped and resume them from their checkpoints."""
+    from common import recovery
+
+    return [r.as_dict() for r in recovery.recover_stale_runs(_settings(), stale_after)]
+
+
+@ca.task(ca.REDRIVE_DEAD_LETTERS, retry_on=(OperationalError,))
+def redrive_dead_letters(self) -> dict:
+    """Beat's entry: run dead letters through today's processors (a deployed fix heals them)."""
+    from ingest_worker.redrive import redrive
+
+    return redrive(_settings(), None).__dict__

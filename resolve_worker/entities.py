@@ -50,6 +50,7 @@ def resolve_all(settings: Settings, full: bool = False) -> ResolveStats:
         _write_mappings(conn, changed, pinned={k for k in pins})
         _write_entities(conn, mappings, by_key)
         _delete_orphans(conn)
+        _mark_internal(conn)  # after the mappings: on a first run they did not exist before
         links = _link_interactions(conn)
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
         stats = ResolveStats(identities=len(rows), links=links, changed=len(changed),
@@ -132,9 +133,6 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
         conn.execute(stmt.on_conflict_do_update(
             index_elements=["id"],
             set_={k: stmt.excluded[k] for k in rows[0] if k != "id"} | {"updated_at": sa.func.now()}), rows)
-    conn.execute(sa.text(
-        "UPDATE persons p SET is_internal = EXISTS (SELECT 1 FROM entity_mappings em JOIN source_identities si "
-        "USING (source, source_type, source_id) WHERE em.entity_id = p.id AND si.is_internal)"))
 
 
 def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping], pinned: set) -> None:
@@ -158,6 +156,12 @@ def _delete_orphans(conn: sa.engine.Connection) -> None:
                          "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = p.id)"))
     conn.execute(sa.text("DELETE FROM companies c WHERE NOT EXISTS "
                          "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = c.id)"))
+
+
+def _mark_internal(conn: sa.engine.Connection) -> None:
+    conn.execute(sa.text(
+        "UPDATE persons p SET is_internal = EXISTS (SELECT 1 FROM entity_mappings em JOIN source_identities si "
+        "USING (source, source_type, source_id) WHERE em.entity_id = p.id AND si.is_internal)"))
 
 
 def _link_interactions(conn: sa.engine.Connection) -> int:

@@ -17,6 +17,7 @@ from resolve_worker import accuracy, analytics, entities
 @ca.task(ca.RESOLVE_ENTITIES, retry_on=(OperationalError,))
 def resolve_entities(self, *, run_id: str, full: bool = False) -> dict:
     s = settings_mod.get()
+    runs.heartbeat(s, run_id)
     stats = entities.resolve_all(s, full=full)
     timeline_cache.invalidate(s)  # interaction links may have moved: cached timelines are stale
     runs.phase(s, run_id, "resolve", status="done", **stats.__dict__)
@@ -43,4 +44,19 @@ def finish_run(self, *args, run_id: str) -> dict:
 
         took = datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
         metrics.SYNC_DURATION.observe(took.total_seconds())
+    metrics.SYNC_RUNS.labels(status=run.get("status") or "unknown").inc()
     return {"run_id": run_id, "status": run.get("status")}
+
+
+@ca.task(ca.WARM_CACHES, retry_on=(OperationalError,))
+def warm_caches(self) -> dict:
+    """Beat's entry: recompute the dashboard metrics between runs."""
+    return analytics.refresh(settings_mod.get())
+
+
+@ca.task(ca.PRUNE_RETENTION, retry_on=(OperationalError,))
+def prune_retention(self) -> dict:
+    """Beat's entry: drop finished runs and re-driven dead letters past the retention."""
+    from common import retention
+
+    return retention.prune(settings_mod.get())

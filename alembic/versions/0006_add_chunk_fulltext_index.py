@@ -6,12 +6,12 @@ The ``simple`` configuration keeps names and codes as written (no stemming, no s
 could swallow a surname like "Will"); the query side removes what matches too much.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

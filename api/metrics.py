@@ -1,0 +1,34 @@
+"""GET /metrics: Prometheus text for the whole API group (every gunicorn worker) plus the stack's
+state read at scrape time (queue depths, dead letters waiting, freshness, circuits).
+
+Unauthenticated like /healthz: scrape it from inside the network; it holds counts, no data.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from common import metrics
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+def scrape():  # noqa: ANN201
+    body = generate_latest(metrics.registry()) + generate_latest(current_app.extensions["payready_stack_metrics"])
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+@bp.after_app_request
+def _count(response):  # noqa: ANN001, ANN202
+    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    metrics.HTTP_REQUESTS.labels(route=rule, status=str(response.status_code)).inc()
+    metrics.note_memory()
+    return response
+
+
+def init_app(app: Flask) -> None:
+    stack = CollectorRegistry(auto_describe=False)
+    stack.register(metrics.StackCollector(app.config["PAYREADY"]))
+    app.extensions["payready_stack_metrics"] = stack
+    app.register_blueprint(bp)
