@@ -6,7 +6,7 @@ from typing import Optional
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from api import coaching_report
+from api import coaching_report, openapi
 from api.errors import ApiError
 
 bp = Blueprint("coaching", __name__, url_prefix="/api/v1")
@@ -44,7 +44,7 @@ OPENAPI_PATHS = {
         "summary": "Coaching metrics per call, averaged per rep, with Gong's own stats beside ours",
         "description": "Talk ratio, longest monologue, longest customer story, interactivity, patience, question "
                        "rate, filler words and topics from Gong speaker turns; definitions in docs/coaching.md.",
-        "security": [{"bearerAuth": []}],
+        "security": [{"apiKey": []}],
         "parameters": [
             {"name": "rep_id", "in": "query", "required": False, "description": "person id of the rep; all reps if "
              "omitted", "schema": {"type": "string", "format": "uuid"}},
@@ -67,3 +67,4 @@ OPENAPI_PATHS = {
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    openapi.add_paths(app, OPENAPI_PATHS)

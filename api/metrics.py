@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from api import openapi
 from common import metrics
 
 bp = Blueprint("metrics", __name__)
@@ -27,7 +28,13 @@ def _count(response):  # noqa: ANN001, ANN202
     return response
 
 
+OPENAPI = {"/metrics": {"get": {
+    "summary": "Prometheus metrics of the API group and the stack (queue depths, dead letters, freshness)",
+    "security": [], "responses": openapi.responses("Prometheus text exposition", None, media="text/plain")}}}
+
+
 def init_app(app: Flask) -> None:
+    openapi.add_paths(app, OPENAPI)
     stack = CollectorRegistry(auto_describe=False)
     stack.register(metrics.StackCollector(app.config["PAYREADY"]))
     app.extensions["payready_stack_metrics"] = stack

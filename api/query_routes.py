@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from api import nlquery
+from api import nlquery, openapi
 from api.errors import ApiError
 from embed_worker.stores import VectorStoreUnavailable
 
@@ -43,7 +43,7 @@ OPENAPI_PATHS = {
                        "time ranges (last month, since March, in Q3 2026, yesterday, ...) in the question become "
                        "filters. Extractive answer without a language model; with OPENAI_API_KEY a chat model "
                        "writes it from a pruned, PII-masked context. Cached per question and data version.",
-        "security": [{"bearerAuth": []}],
+        "security": [{"apiKey": []}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["question"], "additionalProperties": False, "properties": {
                 "question": {"type": "string", "minLength": 1, "maxLength": nlquery.MAX_QUESTION_CHARS},
@@ -64,3 +64,4 @@ OPENAPI_PATHS = {
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    openapi.add_paths(app, OPENAPI_PATHS)

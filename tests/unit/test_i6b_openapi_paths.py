@@ -22,7 +22,7 @@ def test_every_documented_operation_is_served(app, module):
         for method, operation in item.items():
             assert (path, method) in served
             assert operation["responses"]["200"] and operation["responses"]["400"]
-            assert operation["security"] == [{"bearerAuth": []}]
+            assert operation["security"] == [{"apiKey": []}]
 
 
 def test_the_mcp_server_offers_the_four_tools():
