@@ -154,12 +154,16 @@ def retrieve(settings: Settings, parsed: ParsedQuery, limit: int,
     k = max(limit * 10, 100) if filtered else limit * 2
     unavailable = None
     try:
-        hits = search(settings, parsed.text, k=k, sources=parsed.sources or None)
+        # the time window goes to the search itself, so its k hits are all inside the window
+        hits = search(settings, parsed.text, k=k, sources=parsed.sources or None, since=parsed.start,
+                      until=parsed.end)
+        unavailable = getattr(hits, "unavailable", None)  # keyword side only: no vector store
     except VectorStoreUnavailable as exc:  # no pgvector: full-text under the same filters still answers
         hits, unavailable = [], str(exc)
     with db.transaction(settings) as conn:
         allowed = _entity_interactions(conn, parsed)
-        kept = [h | {"retrieval": "semantic"} for h in hits if _passes(h, parsed, allowed)][:limit]
+        kept = [h | {"retrieval": "semantic" if "vector" in h.get("matched_by", ["vector"]) else "keyword"}
+                for h in hits if _passes(h, parsed, allowed)][:limit]
         if len(kept) < limit and (filtered or unavailable):
             kept += _filtered_chunks(conn, parsed, allowed, {h["chunk_id"] for h in kept}, limit - len(kept))
     return kept, unavailable

@@ -148,4 +148,12 @@ def search(settings: Settings, text: str, k: int = 5, sources: Optional[list[str
                                  since=since, until=until)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return [h.as_dict() for h in hits]
+    passages = SearchPassages(h.as_dict() for h in hits)
+    passages.unavailable = hits.unavailable
+    return passages
+
+
+class SearchPassages(list):
+    """The hits of :func:`search` as dicts; ``unavailable`` says why meaning was not searched."""
+
+    unavailable: Optional[str] = None

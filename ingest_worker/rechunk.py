@@ -121,3 +121,9 @@ def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[
         execute(conn, _TRIM_SQL, counts)
     execute(conn, _HASH_SQL, hashes)
     return changed
+
+
+def stored_interactions(conn: sa.engine.Connection, ids: list[int]) -> int:
+    """Re-chunk stored interactions by id (redrives, tests, repairs); returns chunks new or changed."""
+    heads, turns = from_db(conn, list(ids))
+    return write(conn, heads, turns, stored=True)

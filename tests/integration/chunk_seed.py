@@ -1,5 +1,5 @@
 """Interactions written straight into a domain schema and chunked by the real chunker
-(``ingest_worker.store.rechunk``), for tests that need a small, known set of chunks."""
+(``ingest_worker.rechunk.stored_interactions``), for tests that need a small, known set of chunks."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +9,7 @@ from typing import Optional
 import sqlalchemy as sa
 
 from common import db
-from ingest_worker.store import rechunk
+from ingest_worker.rechunk import stored_interactions as rechunk
 
 
 def add_interaction(settings, *, source: str, source_id: str, kind: str, body: str,

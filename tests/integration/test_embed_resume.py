@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from common import db, procs
 from common.cli import _process_env
 from embed_worker import pipeline
-from ingest_worker.store import rechunk
+from ingest_worker.rechunk import stored_interactions as rechunk
 from tests.conftest import ROOT
 from tests.integration.chunk_seed import scalar
 
