@@ -219,7 +219,8 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
         for ctx in rec.companies | rec.work_domains:
             fuzzy[("company_last", ctx, last_key)].append(i)
             for f in firsts:
-                fuzzy[("company_first", ctx, f)].append(i)
+                # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
+                fuzzy[("company_first", ctx, f, rec.name.last[:1])].append(i)
         if rec.name.last:
             for f in firsts:
                 by_name[("name", last_key, f)].append(i)
