@@ -103,7 +103,9 @@ def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: 
         if rec.name:
             exact[("name", rec.name)].append(i)
             tokens = rec.name.split()
-            fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1])[:3] if len(tokens) > 1 else "")].append(i)
+            # with the name's digits: "Acme Logistics 2" and "... 3" are vetoed apart anyway
+            fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1])[:3] if len(tokens) > 1 else "",
+                   scoring.digits(rec.name))].append(i)
     summaries = [scoring.CompanySummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name or "" for rec in records], scoring.score_companies, incremental, constraints,
@@ -214,12 +216,16 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
             fuzzy[("phone", rec.phone)].append(i)
         if rec.name is None:
             continue
-        last_key = nz.phonetic(rec.name.last) if rec.name.last else "?"
+        # with the name's digits: numbered names ("Whitfield1", "Whitfield2") share a phonetic key
+        # but are vetoed apart, so they need not meet (a big employer's block would grow with n²)
+        numbers = scoring.digits(rec.name.last) + "/" + scoring.digits(rec.name.first)
+        last_key = (nz.phonetic(rec.name.last) if rec.name.last else "?") + numbers
         firsts = _first_keys(rec.name.first)
         for ctx in rec.companies | rec.work_domains:
             fuzzy[("company_last", ctx, last_key)].append(i)
             for f in firsts:
-                fuzzy[("company_first", ctx, f)].append(i)
+                # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
+                fuzzy[("company_first", ctx, f, rec.name.last[:1] + numbers)].append(i)
         if rec.name.last:
             for f in firsts:
                 by_name[("name", last_key, f)].append(i)

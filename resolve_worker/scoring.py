@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -90,7 +91,7 @@ def person_names_conflict(a: Optional[nz.PersonName], b: Optional[nz.PersonName]
     """Two names that cannot be one person: different last names, or same last and other first."""
     if a is None or b is None:
         return False
-    if _digits(a.last) != _digits(b.last) or _digits(a.first) != _digits(b.first):
+    if digits(a.last) != digits(b.last) or digits(a.first) != digits(b.first):
         return True  # "Whitfield1" and "Whitfield2" are numbered apart on purpose
     if a.last and b.last and a.last != b.last:
         if OSA.distance(a.last, b.last) >= 3:
@@ -101,8 +102,13 @@ def person_names_conflict(a: Optional[nz.PersonName], b: Optional[nz.PersonName]
         and not (a.last and b.last and a.first == b.last and a.last == b.first)
 
 
-def _digits(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
+_DIGITS = re.compile(r"\D+")
+
+
+@functools.lru_cache(maxsize=262_144)
+def digits(text: str) -> str:
+    """The digits of a name, in order (numbered names are different people or companies)."""
+    return _DIGITS.sub("", text)
 
 
 def score_persons(a: PersonRecord, b: PersonRecord) -> tuple[float, list[str]]:
@@ -179,7 +185,7 @@ def _domain_label(domain: str) -> str:
 def company_domains_conflict(a: CompanyRecord, b: CompanyRecord) -> bool:
     """Both have domains, none shared, and the domains do not fit both names (cyberdyne.io and
     cyberdynehq.com fit "Cyberdyne"; summit.com and peakfreight.io do not)."""
-    if _digits(a.name or "") != _digits(b.name or ""):
+    if digits(a.name or "") != digits(b.name or ""):
         return True  # "Acme Logistics 2" and "Acme Logistics 3"
     if not a.domains or not b.domains or a.domains & b.domains:
         return False
@@ -219,7 +225,7 @@ def score_companies(a: CompanyRecord, b: CompanyRecord) -> tuple[float, list[str
             why.append(f"name={a.name}")
         else:
             ratio = fuzz.token_sort_ratio(a.name, b.name) / 100
-            if _digits(a.name) != _digits(b.name):
+            if digits(a.name) != digits(b.name):
                 score -= 8.0
             elif ratio >= 0.95:
                 score += 5.5
