@@ -5,6 +5,8 @@ Unauthenticated like /healthz: scrape it from inside the network; it holds count
 """
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -12,12 +14,25 @@ from api import openapi
 from common import metrics
 
 bp = Blueprint("metrics", __name__)
+log = logging.getLogger("payready.api.metrics")
 
 
 @bp.get("/metrics")
 def scrape():  # noqa: ANN201
+    _export_stored_gauges(current_app.config["PAYREADY"])
     body = generate_latest(metrics.registry()) + generate_latest(current_app.extensions["payready_stack_metrics"])
     return Response(body, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _export_stored_gauges(settings) -> None:  # noqa: ANN001
+    """Gauges whose truth lives in Postgres (the latest labelled resolution evaluation): set at scrape
+    time, so the API exports them even though the evaluation ran in another process."""
+    from resolve_worker import accuracy
+
+    try:
+        accuracy.export(settings)
+    except Exception:  # noqa: BLE001 - a scrape must answer; the database's state is in `up`
+        log.warning("entity resolution accuracy not exported", exc_info=True)
 
 
 @bp.after_app_request

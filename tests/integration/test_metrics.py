@@ -44,6 +44,9 @@ def _env(domain, tmp_path, **extra) -> dict:  # noqa: ANN001
 
 
 def test_api_metrics_add_up_across_gunicorn_workers(domain, tmp_path):
+    from resolve_worker import accuracy
+
+    accuracy.record(domain, {"ours": {"person": {"f1": 0.998}, "company": {"f1": 1.0}}})  # a labelled evaluation
     port = free_port()
     log = tmp_path / "gunicorn.log"
     proc = procs.start([sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind",
@@ -73,6 +76,8 @@ def test_api_metrics_add_up_across_gunicorn_workers(domain, tmp_path):
         _, text = _get(f"{base}/metrics")
         assert f"# TYPE {prefix}queue_depth gauge" in text, "state metrics are read at scrape time"
         assert [s.value for s in _samples(text, f"{prefix}up") if s.labels["part"] == "database"] == [1.0]
+        assert {s.value for s in _samples(text, f"{prefix}entity_resolution_accuracy")} == {0.999}, \
+            "the API exports the stored evaluation, though it ran elsewhere"
     finally:
         procs.stop(proc)
 
