@@ -139,6 +139,33 @@ def test_double_barrelled_or_numbered_last_names_are_different_people():
         assert not same(rows)
 
 
+def test_numbered_names_at_one_employer_are_never_compared():
+    # our own staff beyond the first units: one phonetic key, vetoed apart; they must not even meet,
+    # or the employer's block grows with the square of its staff
+    rows = [person("gong", str(n), f"Sarah Whitfield{n}", f"sarah.whitfield{n}@payready.com", internal=True)
+            for n in range(1, 12)]
+    rows.append(person("hubspot", "x", "Sarah Whitfield3", "sarah.whitfield3@payready.com", internal=True))
+    pair_log: list = []
+    m = {x.key: x.entity_id for x in resolve(rows, pair_log=pair_log)}
+    assert len(set(m.values())) == 11 and m[rows[2].key] == m[rows[-1].key]
+    assert all({a[2], b[2]} == {"3", "x"} for a, b, _ in pair_log)
+
+
+def test_resolve_leaves_the_garbage_collector_as_it_found_it():
+    import gc
+
+    rows = [person("gong", "1", "Ann Lee", "ann@acme.com"), person("slack", "2", "Ann Lee", "ann@acme.com")]
+    assert gc.isenabled()
+    resolve(rows)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        resolve(rows)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_no_chaining_through_a_bridge_with_conflicting_names():
     # A bridge record shares an address with Alice and a phone with Bob: Alice and Bob never join
     rows = [person("gong", "1", "Alice Jones", "alice@acme.com"),
