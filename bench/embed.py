@@ -159,7 +159,8 @@ def load_vectors(settings, n: int, centers: np.ndarray, tag: str, rng: np.random
     load_s = time.perf_counter() - t
     t = time.perf_counter()
     with engine.begin() as conn:
-        conn.exec_driver_sql("SET maintenance_work_mem = '1GB'")
+        # the graph must fit in memory or the build slows down many times (≈ 2.5 KB per vector here)
+        conn.exec_driver_sql(f"SET maintenance_work_mem = '{max(1, -(-n * 3 // 1_000_000))}GB'")
         conn.exec_driver_sql("SET max_parallel_maintenance_workers = 1")
         conn.exec_driver_sql(
             "CREATE INDEX ix_chunk_vectors_hnsw ON chunk_vectors USING hnsw (embedding vector_cosine_ops) "
