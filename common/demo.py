@@ -53,7 +53,7 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda m: None) ->
 
 
 def summarise(settings: Settings, run: dict, timings: dict) -> dict:
-    from api import services
+    from api import nlquery, services
 
     with db.transaction(settings) as conn:
         counts = dict(conn.execute(sa.text(
@@ -73,10 +73,16 @@ def summarise(settings: Settings, run: dict, timings: dict) -> dict:
         answer = services.search(settings, "pricing and contract terms", k=3)
     except Exception as exc:  # no vector store: say so rather than fail the demo
         answer = [{"error": str(exc)}]
+    question = "What did customers say about pricing on gong calls?"
+    try:  # the natural-language query of POST /api/v1/query: filters read from the question, cited
+        asked = nlquery.answer(settings, question, limit=3, use_cache=False)
+    except Exception as exc:  # noqa: BLE001 - the demo reports what could not be answered
+        asked = {"question": question, "error": str(exc)}
     phase_seconds = {name: p.get("seconds") for name, p in (run.get("phases") or {}).items() if "seconds" in p}
     return {"run": run, "counts": counts, "timings": {k: round(v, 2) for k, v in timings.items()},
             "phase_seconds": phase_seconds, "sample_timeline": sample_timeline, "unified": unified,
-            "sample_answer": {"question": "pricing and contract terms", "passages": answer}}
+            "sample_answer": {"question": "pricing and contract terms", "passages": answer},
+            "sample_question": asked}
 
 
 def _unified_examples(conn: sa.engine.Connection) -> list[dict]:
@@ -134,4 +140,14 @@ def render(summary: dict) -> str:
             who = [e["name"] for e in (p.get("persons") or []) + (p.get("companies") or []) if e.get("name")]
             if who:
                 lines.append(f"         with {', '.join(who[:6])}" + (" ..." if len(who) > 6 else ""))
+    asked = summary.get("sample_question")
+    if asked:
+        lines += ["", f"Question: {asked['question']!r} ({asked.get('mode', 'unanswered')})"]
+        if "error" in asked:
+            lines.append(f"  (unavailable: {asked['error']})")
+        else:
+            lines += [f"  {line[:160]}" for line in asked["answer"].splitlines()]
+            lines += [f"  [{c['n']}] interaction {c['interaction_id']} {c['source']}/{c['source_type']}/"
+                      f"{c['source_id']} {(c['occurred_at'] or '')[:10]} {c['url'] or ''}".rstrip()
+                      for c in asked["citations"]]
     return "\n".join(lines)

@@ -33,6 +33,10 @@ def test_demo_runs_end_to_end_and_its_counts_add_up(tmp_path):
     assert counts["chunks_embedded"] == counts["chunks"] > 0
     assert summary["sample_timeline"]["items"], "the summary shows a real timeline"
     assert summary["sample_answer"]["passages"][0]["score"] > 0.2
+    asked = summary["sample_question"]  # a natural-language question: source filter read, answer cited
+    assert asked["understood"]["sources"] == ["gong"] and asked["citations"]
+    assert all(c["source"] == "gong" for c in asked["citations"]) and asked["answer"].startswith("[1]")
+    assert "Question: " in proc.stdout
     assert "Timeline of" in proc.stdout and "succeeded" in proc.stdout
     # one person and one company unified across sources, each identity with how it was linked
     unified = {u["type"]: u for u in summary["unified"]}
