@@ -22,7 +22,8 @@ import sqlalchemy as sa
 
 from common import db
 from common.settings import Settings
-from embed_worker.stores import SearchFilters, VectorStoreUnavailable, build_store, vector_literal
+from embed_worker.stores import (SearchFilters, VectorStoreUnavailable, build_store, interaction_filter_sql,
+                                 vector_literal)
 
 log = logging.getLogger("payready.search")
 
@@ -93,27 +94,6 @@ def rrf(rankings: dict[str, list[str]], k: int = RRF_K) -> list[tuple[str, float
     return [(i, scores[i], seen_in[i]) for i in ranked]
 
 
-def _filter_sql(filters: SearchFilters, params: dict) -> list[str]:
-    where = ["NOT i.deleted"]
-    if filters.sources:
-        where.append("i.source = ANY(:sources)")
-        params["sources"] = list(filters.sources)
-    if filters.kinds:
-        where.append("i.kind = ANY(:kinds)")
-        params["kinds"] = list(filters.kinds)
-    if filters.since:
-        where.append("i.occurred_at >= :since")
-        params["since"] = filters.since
-    if filters.until:
-        where.append("i.occurred_at < :until")
-        params["until"] = filters.until
-    if filters.entity_id:
-        where.append("EXISTS (SELECT 1 FROM interaction_entities ie WHERE ie.interaction_id = i.id "
-                     "AND ie.entity_id = CAST(:eid AS uuid))")
-        params["eid"] = filters.entity_id
-    return where
-
-
 #: A query word: letters/digits, possibly joined by - . / ' inside (codes, O'Brien, v2.1).
 _WORD_RE = re.compile(r"\w(?:[\w\-./']*\w)?")
 
@@ -132,7 +112,7 @@ def keyword_ranking(conn: sa.engine.Connection, query: str, filters: SearchFilte
     if not words:
         return []
     params: dict = {"words": words, "n": int(limit), "cap": COMMON_WORD_CHUNKS}
-    where = _filter_sql(filters, params)
+    where = interaction_filter_sql(filters, params)
     rows = conn.execute(sa.text(
         "WITH w AS (SELECT phraseto_tsquery('simple', w) AS tq FROM unnest(CAST(:words AS text[])) AS w "
         "WHERE numnode(phraseto_tsquery('english', w)) > 0 AND numnode(phraseto_tsquery('simple', w)) > 0), "

@@ -81,6 +81,29 @@ def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.6f}" for x in np.asarray(vector, dtype=np.float32).tolist()) + "]"
 
 
+def interaction_filter_sql(filters: SearchFilters, params: dict) -> list[str]:
+    """WHERE terms on ``interactions i`` for the filters (binding their values into ``params``);
+    shared by the vector store and the keyword side of search, so both filter alike."""
+    where = ["NOT i.deleted"]
+    if filters.sources:
+        where.append("i.source = ANY(:sources)")
+        params["sources"] = list(filters.sources)
+    if filters.kinds:
+        where.append("i.kind = ANY(:kinds)")
+        params["kinds"] = list(filters.kinds)
+    if filters.since:
+        where.append("i.occurred_at >= :since")
+        params["since"] = filters.since
+    if filters.until:
+        where.append("i.occurred_at < :until")
+        params["until"] = filters.until
+    if filters.entity_id:
+        where.append("EXISTS (SELECT 1 FROM interaction_entities ie WHERE ie.interaction_id = i.id "
+                     "AND ie.entity_id = CAST(:eid AS uuid))")
+        params["eid"] = filters.entity_id
+    return where
+
+
 @dataclass
 class PgVectorStore:
     """``chunk_vectors`` with an HNSW cosine index, written in the caller's transaction."""
@@ -117,28 +140,13 @@ class PgVectorStore:
     def search(self, conn: sa.engine.Connection, vector: np.ndarray, k: int,
                filters: SearchFilters = SearchFilters()) -> list[Hit]:
         self.check(conn)
-        where = ["NOT i.deleted"]
         params: dict = {"v": vector_literal(vector), "k": int(k)}
+        where = interaction_filter_sql(filters, params)
         if filters.model:
             where.append("cv.model = :model")
             params["model"] = filters.model
-        if filters.sources:
-            where.append("i.source = ANY(:sources)")
-            params["sources"] = list(filters.sources)
-        if filters.kinds:
-            where.append("i.kind = ANY(:kinds)")
-            params["kinds"] = list(filters.kinds)
-        if filters.since:
-            where.append("i.occurred_at >= :since")
-            params["since"] = filters.since
-        if filters.until:
-            where.append("i.occurred_at < :until")
-            params["until"] = filters.until
         distance = "cv.embedding <=> CAST(:v AS vector)"
         if filters.entity_id:
-            where.append("EXISTS (SELECT 1 FROM interaction_entities ie WHERE ie.interaction_id = i.id "
-                         "AND ie.entity_id = CAST(:eid AS uuid))")
-            params["eid"] = filters.entity_id
             # One entity's chunks are few: exact distances over them beat walking the graph for
             # neighbours that mostly belong to someone else (``+ 0`` keeps the index out).
             order = f"({distance}) + 0"
