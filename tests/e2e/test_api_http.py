@@ -3,41 +3,20 @@ domain's key), trigger, status, entities, timeline with keyset pagination and ca
 audit log, the dashboard rendered by headless Chromium, and JSON errors for bad requests."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
 
-from common import db, procs
+from common import db
 from common.cli import _process_env
-from tests.conftest import ROOT, drop_domain, free_port, make_settings
-
-
-class Client:
-    def __init__(self, base: str, key: str | None = None):
-        self.base, self.key = base, key
-
-    def call(self, method: str, path: str, body: dict | None = None, key: str | None = "default"):
-        key = self.key if key == "default" else key
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
-        req.add_header("Content-Type", "application/json")
-        if key:
-            req.add_header("Authorization", f"Bearer {key}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                self.last_headers = resp.headers
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+from tests.conftest import ROOT, drop_domain, make_settings
+from tests.e2e.api_server import Client, running_api
 
 
 @pytest.fixture(scope="module")
@@ -47,22 +26,9 @@ def api(domain, workers, tmp_path_factory):
                              cwd=ROOT, env={**__import__("os").environ, **env}, capture_output=True, text=True)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
-    port = free_port()
     log = tmp_path_factory.mktemp("api") / "gunicorn.log"
-    proc = procs.start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                        "api:create_app()"], env, log)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    try:
+    with running_api(env, log, "--workers", "2") as base:
         yield Client(base, key)
-    finally:
-        procs.stop(proc)
 
 
 def test_auth_is_required(api):

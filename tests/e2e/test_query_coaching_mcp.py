@@ -8,7 +8,6 @@ import os
 import socket
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import anyio
@@ -20,7 +19,7 @@ from embed_worker import pipeline as embed
 from ingest_worker import pipeline as ingest
 from resolve_worker import entities
 from tests.conftest import ROOT, free_port
-from tests.e2e.test_api_http import Client
+from tests.e2e.api_server import Client, running_api
 
 SOURCES = ["gong", "slack", "hubspot", "salesforce"]
 
@@ -44,22 +43,9 @@ def api(synced, tmp_path_factory):
     from api import auth
 
     key = auth.create_key(synced, "e2e-i6b")
-    port = free_port()
     log = tmp_path_factory.mktemp("api") / "gunicorn.log"
-    proc = procs.start([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                        "--timeout", "120", "api:create_app()"], env, log)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    try:
+    with running_api(env, log, "--workers", "1", "--timeout", "120") as base:
         yield Client(base, key)
-    finally:
-        procs.stop(proc)
 
 
 def test_query_over_http_with_filters_and_cache(api):
