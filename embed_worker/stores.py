@@ -13,6 +13,7 @@ missing; chunks then stay pending and are embedded once the extension exists and
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence
 
@@ -112,14 +113,19 @@ class PgVectorStore:
     # Candidates the HNSW scan keeps (at least 2k). 200: recall@10 0.85 vs 0.74 at 64 on the
     # 100k benchmark, with no latency cost visible next to the query embedding (docs/benchmarks.md).
     ef_search: int = 200
-    _checked: set = field(default_factory=set, repr=False)
+    _checked: weakref.WeakSet = field(default_factory=weakref.WeakSet, repr=False)
 
     def check(self, conn: sa.engine.Connection) -> None:
+        # Engines are per (URL, domain schema); once the table is there it stays, so a search pays
+        # this round trip once per engine, not per query.
+        if conn.engine in self._checked:
+            return
         if not conn.execute(sa.text("SELECT to_regclass('chunk_vectors') IS NOT NULL")).scalar():
             raise VectorStoreUnavailable(
                 "pgvector is not available in this Postgres (no chunk_vectors table): vector search and "
                 "the embed phase are off; install pgvector and run `payready migrate`, or set "
                 "PAYREADY_VECTOR_STORE=weaviate")
+        self._checked.add(conn.engine)
 
     def upsert(self, conn: sa.engine.Connection, rows: Sequence[VectorRow]) -> list[ObjectError]:
         if not rows:
@@ -153,8 +159,10 @@ class PgVectorStore:
         else:
             order = distance
             # pgvector 0.8: keep scanning the graph until k rows pass the filters.
-            conn.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-            conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, 2 * int(k))}"))
+            # Both settings in one round trip; ``true`` = local to this transaction, like SET LOCAL.
+            conn.execute(sa.text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+                                 "set_config('hnsw.ef_search', :ef, true)"),
+                         {"ef": str(max(self.ef_search, 2 * int(k)))})
         rows = conn.execute(sa.text(
             f"WITH nearest AS MATERIALIZED (SELECT cv.chunk_id, {distance} AS distance FROM chunk_vectors cv "
             "JOIN chunks c ON c.id = cv.chunk_id JOIN interactions i ON i.id = c.interaction_id "
