@@ -94,10 +94,12 @@ WORKER = r"""
 import json, sys, time
 import redis
 from common.ratelimit import Limit, RateLimiter, RateLimitTimeout
-url, prefix, start_at, duration, rate, burst = sys.argv[1:7]
+url, prefix, duration, rate, burst = sys.argv[1:6]
 limiter = RateLimiter(redis.Redis.from_url(url), prefix)
 lim = Limit("shared", float(rate), 1, burst=int(burst))
 limiter.wait_time(lim)  # connect before the start
+print("ready", flush=True)
+start_at = sys.stdin.readline()  # one start time for all, sent once every process is ready
 time.sleep(max(0.0, float(start_at) - time.time()))
 stamps, end = [], float(start_at) + float(duration)
 while time.time() < end:
@@ -112,12 +114,19 @@ print(json.dumps(stamps))
 
 def test_limit_holds_across_processes(stack_urls, prefix):  # noqa: ANN001
     rate, burst, duration, procs = 20, 5, 3.0, 4
-    start_at = time.time() + 2.0  # after every interpreter has started
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    children = [subprocess.Popen([sys.executable, "-c", WORKER, stack_urls.redis_url, prefix, str(start_at),
-                                  str(duration), str(rate), str(burst)],
-                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = [subprocess.Popen([sys.executable, "-c", WORKER, stack_urls.redis_url, prefix,
+                                  str(duration), str(rate), str(burst)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for _ in range(procs)]
+    # A fixed head start is not enough on a loaded machine (interpreters took over 2 s to import):
+    # start only once every process has said it is ready.
+    for child in children:
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+    start_at = time.time() + 0.3
+    for child in children:
+        child.stdin.write(f"{start_at}\n")
+        child.stdin.flush()
     per_process = []
     for child in children:
         out, err = child.communicate(timeout=30)
