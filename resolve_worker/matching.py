@@ -194,22 +194,78 @@ def _email_facts(email: str) -> tuple[bool, Optional[str]]:
     return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
 
 
+def _raw_person(row: IdentityRow) -> Optional[tuple]:
+    """What a person row's record is computed from, as a dict key (None: not hashable, junk input)."""
+    raw = (row.name, tuple(row.emails), row.source, row.company_source_type, row.company_source_id,
+           row.company_name)
+    try:
+        hash(raw)
+    except TypeError:
+        return None
+    return raw
+
+
+def _person_records(rows: list[IdentityRow], context: _CompanyContext) -> list[scoring.PersonRecord]:
+    """One record per row; identical rows (a rep on every call, a contact in two tools: a third of
+    the rows at 100k) share one record, normalised and parsed once."""
+    parsed, parsed_of = [], {}
+    for row in rows:
+        raw = _raw_person(row)
+        facts = parsed_of.get(raw) if raw is not None else None
+        if facts is None:
+            emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
+            work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+            facts = (nz.parse_person_name(row.name), emails, context.of(row, work), work)
+            if raw is not None:
+                parsed_of[raw] = facts
+        parsed.append(facts)
+    # each distinct row once: the check is about which values meet, not how often
+    ambiguous = _ambiguous_emails(list({id(f): f for f in parsed}.values()))
+    records, record_of = [], {}
+    for i, (row, facts) in enumerate(zip(rows, parsed)):
+        shape = (id(facts), row.phone, row.title, bool(row.is_internal))
+        try:
+            rec = record_of.get(shape)
+        except TypeError:  # an unhashable phone or title: junk, normalised to None below
+            shape, rec = None, None
+        if rec is None:
+            name, emails, companies, _ = facts
+            if ambiguous:
+                emails = [e for e in emails if e not in ambiguous]
+            work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+            rec = scoring.PersonRecord(i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
+                                       nz.normalise_title(row.title), companies, bool(row.is_internal))
+            if shape is not None:
+                record_of[shape] = rec
+        records.append(rec)
+    return records
+
+
+def _person_block_keys(rec: scoring.PersonRecord) -> tuple[list, list, list, tuple]:
+    """(email keys, fuzzy keys, name-only keys, duplicate signature) of one record."""
+    emails = [("email", e) for e in rec.emails]
+    fuzzy, by_name = [], []
+    if rec.phone:
+        fuzzy.append(("phone", rec.phone))
+    if rec.name is not None:
+        # with the name's digits: numbered names ("Whitfield1", "Whitfield2") share a phonetic key
+        # but are vetoed apart, so they need not meet (a big employer's block would grow with n²)
+        numbers = scoring.digits(rec.name.last) + "/" + scoring.digits(rec.name.first)
+        last_key = (nz.phonetic(rec.name.last) if rec.name.last else "?") + numbers
+        firsts = _first_keys(rec.name.first)
+        for ctx in rec.companies | rec.work_domains:
+            fuzzy.append(("company_last", ctx, last_key))
+            for f in firsts:
+                # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
+                fuzzy.append(("company_first", ctx, f, rec.name.last[:1] + numbers))
+        if rec.name.last:
+            by_name.extend(("name", last_key, f) for f in firsts)
+    return emails, fuzzy, by_name, (rec.name, rec.emails, rec.phone, rec.companies)
+
+
 def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremental: bool,
                      constraints: Constraints, pair_log: Optional[list]) -> list[Mapping]:
-    parsed = []
-    for row in rows:
-        emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
-        work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
-        parsed.append((nz.parse_person_name(row.name), emails, context.of(row, work), work))
-    ambiguous = _ambiguous_emails(parsed)
-    records = []
-    for i, (row, (name, emails, companies, _)) in enumerate(zip(rows, parsed)):
-        if ambiguous:
-            emails = [e for e in emails if e not in ambiguous]
-        work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
-        records.append(scoring.PersonRecord(
-            i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
-            nz.normalise_title(row.title), companies, bool(row.is_internal)))
+    records = _person_records(rows, context)
     exact: dict = defaultdict(list)
     fuzzy: dict = defaultdict(list)
     # name-only blocks grow with the square of a common name's count: they only pair a record that
@@ -217,32 +273,23 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     by_name: dict = defaultdict(list)
     no_employer = [not (rec.companies or rec.work_domains) for rec in records]
     signatures: set = set()
+    keys_of: dict[int, tuple] = {}  # by record: rows sharing a record share its keys
     for i, (row, rec) in enumerate(zip(rows, records)):
         if row.pinned:
             continue
-        for e in rec.emails:
-            exact[("email", e)].append(i)
-        signature = (rec.name, rec.emails, rec.phone, rec.companies)
-        if rec.emails and signature in signatures and not incremental:
+        keys = keys_of.get(id(rec))
+        if keys is None:
+            keys = keys_of[id(rec)] = _person_block_keys(rec)
+        email_keys, fuzzy_keys, name_keys, signature = keys
+        for key in email_keys:
+            exact[key].append(i)
+        if email_keys and signature in signatures and not incremental:
             continue  # an exact duplicate with an identifying email: its email links it already
         signatures.add(signature)
-        if rec.phone:
-            fuzzy[("phone", rec.phone)].append(i)
-        if rec.name is None:
-            continue
-        # with the name's digits: numbered names ("Whitfield1", "Whitfield2") share a phonetic key
-        # but are vetoed apart, so they need not meet (a big employer's block would grow with n²)
-        numbers = scoring.digits(rec.name.last) + "/" + scoring.digits(rec.name.first)
-        last_key = (nz.phonetic(rec.name.last) if rec.name.last else "?") + numbers
-        firsts = _first_keys(rec.name.first)
-        for ctx in rec.companies | rec.work_domains:
-            fuzzy[("company_last", ctx, last_key)].append(i)
-            for f in firsts:
-                # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
-                fuzzy[("company_first", ctx, f, rec.name.last[:1] + numbers)].append(i)
-        if rec.name.last:
-            for f in firsts:
-                by_name[("name", last_key, f)].append(i)
+        for key in fuzzy_keys:
+            fuzzy[key].append(i)
+        for key in name_keys:
+            by_name[key].append(i)
     index = {r.key: i for i, r in enumerate(rows)}
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned

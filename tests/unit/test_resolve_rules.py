@@ -80,6 +80,22 @@ def test_company_legal_forms_normalise_away(name):
     assert nz.normalise_company_name(name) == "acme"
 
 
+@pytest.mark.parametrize("raw, expected", [
+    ("Acme Co. Inc.", "acme"), ("Acme L.L.C.", "acme"), ("Acme Holdings Group Ltd", "acme"),
+    ("The Co", None), ("The", "the"), ("Inc", None), ("The Inc.", None),  # all suffix: no name left
+    ("Acme.Inc", "acme inc"), ("Acme Inc..", "acme inc"),  # a suffix only as its own word, one dot
+    ("Company Acme", "company acme"), ("Theatre Co", "theatre"), ("Ab Testing AB", "ab testing"),
+])
+def test_legal_suffixes_drop_only_from_the_end_as_whole_words(raw, expected):
+    assert nz.normalise_company_name(raw) == expected
+
+
+@pytest.mark.parametrize("text, expected", [("Élodie", "elodie"), ("ﬁnn", "finn"), ("Straße", "strasse"),
+                                            ("PLAIN Ascii", "plain ascii"), ("Øster 中", "oster ")])
+def test_ascii_fold_same_with_and_without_the_ascii_shortcut(text, expected):
+    assert nz.ascii_fold(text) == expected
+
+
 # ----------------------------------------------------------------------------- persons
 def test_nickname_and_last_first_order_join_at_one_company():
     rows = [person("gong", "1", "Bob Smith", "bob.smith@acme.com"),
@@ -248,6 +264,21 @@ def test_later_override_wins_for_a_key():
 
 
 # ----------------------------------------------------------------------------- bad input, blocking, evaluation
+def test_identical_rows_share_one_record_and_junk_rows_get_their_own():
+    from resolve_worker.matching import _CompanyContext, _person_records
+
+    rows = [person("gong", "1", "Ann Lee", "ann@acme.com", phone="555 123 4567"),
+            person("hubspot", "2", "Ann Lee", "ann@acme.com", phone="555 123 4567"),
+            person("gong", "3", "Ann Lee", "ann@acme.com", phone="555 123 4567"),
+            person("gong", "4", "Ann Lee", "ann@acme.com", phone="555 000 0000"),
+            person("gong", "5", "Ann Lee", ["ann@acme.com"]), person("gong", "6", "Ann Lee", ["ann@acme.com"])]
+    records = _person_records(rows, _CompanyContext([], []))
+    assert records[0] is records[2]  # same source and values: normalised once
+    assert records[1] is not records[0] and records[1].signature() == records[0].signature()
+    assert records[3].phone == "5550000000" and records[0].phone == "5551234567"
+    assert records[4] is not records[5] and records[4].emails == frozenset()  # unhashable junk: no memo, no crash
+
+
 def test_bad_identities_never_crash_nor_merge():
     rows = [person("gong", str(i), name, *emails) for i, (name, emails) in enumerate([
         ("N/A", ["not-an-email"]), ("N/A", ["not-an-email"]), ("unknown", []), ("unknown", []), ("test", ["@"]),
