@@ -194,27 +194,27 @@ def _email_facts(email: str) -> tuple[bool, Optional[str]]:
     return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
 
 
-def _raw_person(row: IdentityRow) -> Optional[tuple]:
-    """What a person row's record is computed from, as a dict key (None: not hashable, junk input)."""
-    raw = (row.name, tuple(row.emails), row.source, row.company_source_type, row.company_source_id,
-           row.company_name)
-    try:
-        hash(raw)
-    except TypeError:
-        return None
-    return raw
+def _identifying_emails(raws: list) -> tuple[list[str], frozenset[str]]:
+    """A row's identifying addresses (normalised, no shared inbox) and the employer domains in them."""
+    emails = [e for e in map(nz.normalise_email, raws) if e and not _email_facts(e)[0]]
+    return emails, frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
 
 
 def _person_records(rows: list[IdentityRow], context: _CompanyContext) -> list[scoring.PersonRecord]:
     """One record per row; identical rows (a rep on every call, a contact in two tools: a third of
     the rows at 100k) share one record, normalised and parsed once."""
-    parsed, parsed_of = [], {}
+    parsed, parsed_of, emails_of = [], {}, {}
     for row in rows:
-        raw = _raw_person(row)
-        facts = parsed_of.get(raw) if raw is not None else None
+        try:  # the same addresses recur across sources; junk (unhashable) input is not memoised
+            raw_emails = tuple(row.emails)
+            emails, work = emails_of.get(raw_emails) or emails_of.setdefault(
+                raw_emails, _identifying_emails(row.emails))
+            raw = (row.name, raw_emails, row.source, row.company_source_type, row.company_source_id,
+                   row.company_name)
+            facts = parsed_of.get(raw)
+        except TypeError:
+            (emails, work), raw, facts = _identifying_emails(row.emails), None, None
         if facts is None:
-            emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
-            work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
             facts = (nz.parse_person_name(row.name), emails, context.of(row, work), work)
             if raw is not None:
                 parsed_of[raw] = facts
@@ -229,10 +229,10 @@ def _person_records(rows: list[IdentityRow], context: _CompanyContext) -> list[s
         except TypeError:  # an unhashable phone or title: junk, normalised to None below
             shape, rec = None, None
         if rec is None:
-            name, emails, companies, _ = facts
-            if ambiguous:
+            name, emails, companies, work = facts
+            if ambiguous and not ambiguous.isdisjoint(emails):
                 emails = [e for e in emails if e not in ambiguous]
-            work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+                work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
             rec = scoring.PersonRecord(i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
                                        nz.normalise_title(row.title), companies, bool(row.is_internal))
             if shape is not None:
@@ -325,7 +325,8 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
-    index = {r.key: i for i, r in enumerate(rows)}
+    keys = [r.key for r in rows]
+    index = {k: i for i, k in enumerate(keys)}
     _apply_constraints(clusters, rows, index, constraints)
     if incremental:
         by_entity: dict[str, int] = {}
@@ -333,9 +334,9 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             if r.existing_entity_id and not r.pinned:
                 clusters.union(by_entity.setdefault(r.existing_entity_id, i), i, force=True)
     scored: dict[tuple[int, int], tuple[float, list[str]]] = {}
-    by_signature: dict[tuple[int, int], tuple[float, list[str]]] = {}
-    signature_ids: dict = {}
-    signature = [signature_ids.setdefault(rec.signature(), len(signature_ids)) for rec in records]
+    # per kind of pair: (score and evidence, confidence, link payload)
+    by_signature: dict[tuple[int, int], tuple[tuple[float, list[str]], float, tuple]] = {}
+    signature = _signature_ids(records)
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
     pairs += list(blocking.candidate_pairs(fuzzy, names, is_new))
     if name_blocks:
@@ -345,26 +346,42 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             continue
         # identical records (a rep on every call) compare the same way: score each kind of pair once
         pair_kind = (signature[a], signature[b])
-        result = by_signature.get(pair_kind)
-        if result is None:
-            result = by_signature[pair_kind] = score_fn(records[a], records[b])
-        scored[(a, b)] = result
-        links.append((scoring.confidence(result[0]), a, b, (None, result[1])))
+        kind = by_signature.get(pair_kind)
+        if kind is None:
+            result = score_fn(records[a], records[b])
+            kind = by_signature[pair_kind] = (result, scoring.confidence(result[0]), (None, result[1]))
+        scored[(a, b)] = kind[0]
+        links.append((kind[1], a, b, kind[2]))
     if pair_log is not None:
-        pair_log.extend((rows[a].key, rows[b].key, conf) for conf, a, b, _ in links)
+        pair_log.extend((keys[a], keys[b], conf) for conf, a, b, _ in links)
     applied = clustering.apply_links(clusters, links, scoring.THRESHOLD)
     best: dict[int, tuple[float, int, tuple]] = {}
     for (a, b), payload in applied.items():
         conf = _conf_of(payload, scored, a, b)
         for me, other in ((a, b), (b, a)):
-            if me not in best or conf > best[me][0]:
+            mine = best.get(me)
+            if mine is None or conf > mine[0]:
                 best[me] = (conf, other, payload)
-    return _mappings(rows, clusters, best, entity_type)
+    return _mappings(rows, keys, clusters, best, entity_type)
+
+
+def _signature_ids(records: list) -> list[int]:
+    """A small id per distinct record signature; rows sharing one record object share its id."""
+    ids: dict = {}
+    by_record: dict[int, int] = {}
+    out = []
+    for rec in records:
+        sid = by_record.get(id(rec))
+        if sid is None:
+            sid = by_record[id(rec)] = ids.setdefault(rec.signature(), len(ids))
+        out.append(sid)
+    return out
 
 
 def _conf_of(payload, scored, a, b) -> float:  # noqa: ANN001
-    if (a, b) in scored:
-        return scoring.confidence(scored[(a, b)][0])
+    result = scored.get((a, b))
+    if result is not None:
+        return scoring.confidence(result[0])
     return 0.999 if payload[0] == "source_link" else 1.0
 
 
@@ -381,12 +398,24 @@ def _apply_constraints(clusters: clustering.Clusters, rows: list[IdentityRow], i
                                  [index[k] for k in group_b if k in index], tag)
 
 
-def _mappings(rows: list[IdentityRow], clusters: clustering.Clusters, best: dict, entity_type: str) -> list[Mapping]:
+def _mappings(rows: list[IdentityRow], keys: list[Key], clusters: clustering.Clusters, best: dict,
+              entity_type: str) -> list[Mapping]:
     groups = sorted(clusters.groups().items(), key=lambda kv: -len(kv[1]))
     pinned_ids = {r.existing_entity_id for r in rows if r.pinned and r.existing_entity_id}
     taken: set[str] = set(pinned_ids)
     out: list[Mapping] = []
+    method_of: dict[int, str] = {}  # by evidence list: pairs of one kind share theirs
     for root, members in groups:
+        if len(members) == 1 and not rows[members[0]].pinned:  # most entities: one identity
+            row = rows[members[0]]
+            entity_id = clusters.anchor[root]
+            if entity_id is None and row.existing_entity_id and row.existing_entity_id not in taken:
+                entity_id = row.existing_entity_id
+            entity_id = entity_id or str(uuid.uuid4())
+            taken.add(entity_id)
+            out.append(Mapping(keys[members[0]], entity_type, entity_id, 1.0, "singleton",
+                               {"matched_on": [], "cluster_size": 1}))
+            continue
         live = [m for m in members if not rows[m].pinned]
         if not live:
             for m in members:
@@ -405,15 +434,18 @@ def _mappings(rows: list[IdentityRow], clusters: clustering.Clusters, best: dict
                 out.append(_pinned(row, entity_type))
             elif m in best and len(live) > 1:
                 conf, other, (method, why) = best[m]
-                method = method or _method(why)
-                out.append(Mapping(row.key, entity_type, entity_id, conf, method,
-                                   {"matched_on": why, "linked_to": list(rows[other].key),
+                if not method:
+                    method = method_of.get(id(why))
+                    if method is None:
+                        method = method_of[id(why)] = _method(why)
+                out.append(Mapping(keys[m], entity_type, entity_id, conf, method,
+                                   {"matched_on": why, "linked_to": list(keys[other]),
                                     "cluster_size": len(live)}))
             elif len(live) > 1:
-                out.append(Mapping(row.key, entity_type, entity_id, 1.0, "manual" if clusters.anchor[root]
+                out.append(Mapping(keys[m], entity_type, entity_id, 1.0, "manual" if clusters.anchor[root]
                                    else "existing", {"matched_on": [], "cluster_size": len(live)}))
             else:
-                out.append(Mapping(row.key, entity_type, entity_id, 1.0, "singleton",
+                out.append(Mapping(keys[m], entity_type, entity_id, 1.0, "singleton",
                                    {"matched_on": [], "cluster_size": 1}))
     return out
 
