@@ -313,8 +313,9 @@ _METHOD_BY_EVIDENCE = (("linked=", "source_link"), ("email=", "email_exact"), ("
 
 
 def _method(why: list[str]) -> str:
+    kinds = {w.partition("=")[0] + "=" for w in why}  # "email=a@b.c" -> "email="
     for prefix, method in _METHOD_BY_EVIDENCE:
-        if any(w.startswith(prefix) for w in why):
+        if prefix in kinds:
             return method
     return "name_fuzzy"
 

@@ -146,6 +146,7 @@ _SECOND_LEVEL = frozenset({"co.uk", "org.uk", "ac.uk", "com.au", "net.au", "co.n
                            "com.mx", "co.in", "co.za", "com.sg", "com.cn", "co.kr", "com.tr"})
 
 
+@functools.lru_cache(maxsize=65_536)
 def registrable(domain: str) -> str:
     """The part of a domain its owner registered: mail.eu.acme.com -> acme.com."""
     parts = domain.split(".")
@@ -155,6 +156,14 @@ def registrable(domain: str) -> str:
 
 def company_domains(raws: list) -> list[str]:
     """Registrable, non-webmail domains, first seen first."""
+    try:
+        return list(_company_domains(tuple(raws)))
+    except TypeError:  # junk (unhashable) values: not memoised
+        return list(_company_domains.__wrapped__(raws))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _company_domains(raws: tuple) -> tuple[str, ...]:
     out: list[str] = []
     for raw in raws:
         d = normalise_domain(raw)
@@ -162,7 +171,7 @@ def company_domains(raws: list) -> list[str]:
             d = registrable(d)
             if d not in out:
                 out.append(d)
-    return out
+    return tuple(out)
 
 
 @_text_cache

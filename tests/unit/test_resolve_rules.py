@@ -279,6 +279,47 @@ def test_identical_rows_share_one_record_and_junk_rows_get_their_own():
     assert records[4] is not records[5] and records[4].emails == frozenset()  # unhashable junk: no memo, no crash
 
 
+def test_signature_ids_are_shared_by_equal_records_and_by_rows_sharing_one():
+    from resolve_worker.matching import _signature_ids
+
+    def rec(name, i=0):
+        return scoring.PersonRecord(i, nz.parse_person_name(name), frozenset(), frozenset(), None, None)
+
+    ann, bob = rec("Ann Lee"), rec("Bob Ray")
+    assert _signature_ids([ann, bob, ann, rec("Ann Lee", 7), bob]) == [0, 1, 0, 0, 1]
+
+
+@pytest.mark.parametrize("why, method", [
+    (["email=a@acme.com", "name=ann lee", "phone=5551234567"], "email_exact"),
+    (["phone=5551234567", "name=ann lee"], "name_exact"), (["phone=5551234567", "name_fuzzy=0.93"], "phone_exact"),
+    (["name_fuzzy=0.95", "company=acme.com"], "name_fuzzy"), (["name_conflict", "different_company"], "name_fuzzy"),
+    (["linked=gong/users/1", "email=a@acme.com"], "source_link"), (["domain=acme.com", "name=acme"], "domain_exact"),
+])
+def test_link_method_is_the_strongest_exact_evidence(why, method):
+    from resolve_worker.matching import _method
+
+    assert _method(why) == method
+
+
+def test_company_domains_memo_returns_fresh_lists_and_takes_junk():
+    first = nz.company_domains(["https://www.Acme.com/x", "mail.acme.com", "gmail.com"])
+    assert first == ["acme.com"]
+    first.append("mutated.com")
+    assert nz.company_domains(["https://www.Acme.com/x", "mail.acme.com", "gmail.com"]) == ["acme.com"]
+    assert nz.company_domains([["acme.com"], "beta.io", None]) == ["beta.io"]
+
+
+def test_bulk_prefilter_pairs_are_ordered_and_filtered_by_new_records():
+    names = ["ann lee", "ann leigh", "zed quux", "ann lee", "ann lea", "bob ray", "ann li", "ann lee", "ann lee"]
+    members = [8, 3, 0, 7, 1, 4, 2, 5, 6]
+    everything = list(blocking._pairs_in(members, names, None))
+    assert all(a < b for a, b in everything) and len(set(everything)) == len(everything)
+    assert (0, 3) in everything and not any(2 in p or 5 in p for p in everything)
+    is_new = [False] * 9
+    is_new[4] = True
+    assert list(blocking._pairs_in(members, names, is_new)) == [p for p in everything if 4 in p]
+
+
 def test_bad_identities_never_crash_nor_merge():
     rows = [person("gong", str(i), name, *emails) for i, (name, emails) in enumerate([
         ("N/A", ["not-an-email"]), ("N/A", ["not-an-email"]), ("unknown", []), ("unknown", []), ("test", ["@"]),
