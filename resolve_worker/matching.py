@@ -221,7 +221,7 @@ def _person_records(rows: list[IdentityRow], context: _CompanyContext) -> list[s
         parsed.append(facts)
     # each distinct row once: the check is about which values meet, not how often
     ambiguous = _ambiguous_emails(list({id(f): f for f in parsed}.values()))
-    records, record_of = [], {}
+    records, record_of, same_record = [], {}, {}
     for i, (row, facts) in enumerate(zip(rows, parsed)):
         shape = (id(facts), row.phone, row.title, bool(row.is_internal))
         try:
@@ -235,6 +235,8 @@ def _person_records(rows: list[IdentityRow], context: _CompanyContext) -> list[s
                 work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
             rec = scoring.PersonRecord(i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
                                        nz.normalise_title(row.title), companies, bool(row.is_internal))
+            # one object per distinct record, whichever source said it: keys and ids computed once
+            rec = same_record.setdefault(rec.signature(), rec)
             if shape is not None:
                 record_of[shape] = rec
         records.append(rec)
@@ -273,23 +275,28 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     by_name: dict = defaultdict(list)
     no_employer = [not (rec.companies or rec.work_domains) for rec in records]
     signatures: set = set()
-    keys_of: dict[int, tuple] = {}  # by record: rows sharing a record share its keys
+    # by record (rows sharing a record share its keys): the block lists its rows join, each looked
+    # up when a row first joins it, so blocks keep the order in which rows first fill them
+    keys_of: dict[int, tuple] = {}
+    blocks_of: dict[int, list] = {}
     for i, (row, rec) in enumerate(zip(rows, records)):
         if row.pinned:
             continue
         keys = keys_of.get(id(rec))
         if keys is None:
-            keys = keys_of[id(rec)] = _person_block_keys(rec)
-        email_keys, fuzzy_keys, name_keys, signature = keys
-        for key in email_keys:
-            exact[key].append(i)
-        if email_keys and signature in signatures and not incremental:
+            email_keys, fuzzy_keys, name_keys, signature = _person_block_keys(rec)
+            keys = keys_of[id(rec)] = ([exact[k] for k in email_keys], fuzzy_keys, name_keys, signature)
+        email_blocks, fuzzy_keys, name_keys, signature = keys
+        for block in email_blocks:
+            block.append(i)
+        if email_blocks and signature in signatures and not incremental:
             continue  # an exact duplicate with an identifying email: its email links it already
         signatures.add(signature)
-        for key in fuzzy_keys:
-            fuzzy[key].append(i)
-        for key in name_keys:
-            by_name[key].append(i)
+        blocks = blocks_of.get(id(rec))
+        if blocks is None:
+            blocks = blocks_of[id(rec)] = [fuzzy[k] for k in fuzzy_keys] + [by_name[k] for k in name_keys]
+        for block in blocks:
+            block.append(i)
     index = {r.key: i for i, r in enumerate(rows)}
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
