@@ -250,19 +250,25 @@ def _person_block_keys(rec: scoring.PersonRecord) -> tuple[list, list, list, tup
     if rec.phone:
         fuzzy.append(("phone", rec.phone))
     if rec.name is not None:
-        # with the name's digits: numbered names ("Whitfield1", "Whitfield2") share a phonetic key
-        # but are vetoed apart, so they need not meet (a big employer's block would grow with n²)
-        numbers = scoring.digits(rec.name.last) + "/" + scoring.digits(rec.name.first)
-        last_key = (nz.phonetic(rec.name.last) if rec.name.last else "?") + numbers
-        firsts = _first_keys(rec.name.first)
+        last_key, firsts, initial_key = _name_keys(rec.name)
         for ctx in rec.companies | rec.work_domains:
             fuzzy.append(("company_last", ctx, last_key))
             for f in firsts:
                 # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
-                fuzzy.append(("company_first", ctx, f, rec.name.last[:1] + numbers))
+                fuzzy.append(("company_first", ctx, f, initial_key))
         if rec.name.last:
             by_name.extend(("name", last_key, f) for f in firsts)
     return emails, fuzzy, by_name, (rec.name, rec.emails, rec.phone, rec.companies)
+
+
+@functools.lru_cache(maxsize=262_144)
+def _name_keys(name: nz.PersonName) -> tuple[str, set[str], str]:
+    """(last-name key, first-name keys, last initial key) of a name; fewer names than records."""
+    # with the name's digits: numbered names ("Whitfield1", "Whitfield2") share a phonetic key
+    # but are vetoed apart, so they need not meet (a big employer's block would grow with n²)
+    numbers = scoring.digits(name.last) + "/" + scoring.digits(name.first)
+    last_key = (nz.phonetic(name.last) if name.last else "?") + numbers
+    return last_key, _first_keys(name.first), name.last[:1] + numbers
 
 
 def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremental: bool,
@@ -297,7 +303,8 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
             blocks = blocks_of[id(rec)] = [fuzzy[k] for k in fuzzy_keys] + [by_name[k] for k in name_keys]
         for block in blocks:
             block.append(i)
-    index = {r.key: i for i, r in enumerate(rows)}
+    keys = [r.key for r in rows]
+    index = {k: i for i, k in enumerate(keys)}
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
              and not rows[index[r.linked_key]].pinned]
@@ -305,7 +312,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
                     incremental, constraints, "person", links=links, pair_log=pair_log,
-                    name_blocks=(by_name, no_employer))
+                    name_blocks=(by_name, no_employer), keys=keys)
 
 
 def _first_keys(first: str) -> set[str]:
@@ -329,11 +336,11 @@ def _method(why: list[str]) -> str:
 
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
              constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
-             name_blocks: Optional[tuple] = None) -> list[Mapping]:
+             name_blocks: Optional[tuple] = None, keys: Optional[list[Key]] = None) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
-    keys = [r.key for r in rows]
+    keys = keys or [r.key for r in rows]
     index = {k: i for i, k in enumerate(keys)}
     _apply_constraints(clusters, rows, index, constraints)
     if incremental:

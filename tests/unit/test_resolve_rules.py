@@ -289,6 +289,15 @@ def test_signature_ids_are_shared_by_equal_records_and_by_rows_sharing_one():
     assert _signature_ids([ann, bob, ann, rec("Ann Lee", 7), bob]) == [0, 1, 0, 0, 1]
 
 
+def test_name_keys_carry_phonetic_last_name_first_name_forms_and_numbers():
+    from resolve_worker.matching import _name_keys
+
+    last_key, firsts, initial = _name_keys(nz.parse_person_name("Bob Whitfield2"))
+    assert last_key == nz.phonetic("whitfield2") + "2/" and initial == "w2/"
+    assert firsts == set(nz.canonical_first_names("bob"))
+    assert _name_keys(nz.parse_person_name("Ann"))[0] == "?/"
+
+
 @pytest.mark.parametrize("why, method", [
     (["email=a@acme.com", "name=ann lee", "phone=5551234567"], "email_exact"),
     (["phone=5551234567", "name=ann lee"], "name_exact"), (["phone=5551234567", "name_fuzzy=0.93"], "phone_exact"),
