@@ -81,11 +81,14 @@ def _pairs_in(members: list[int], names: Sequence[str], is_new: Optional[Sequenc
     sims[empty, :] = 1.0
     sims[:, empty] = 1.0
     rows, cols = np.nonzero(np.triu(sims >= _FLOOR, k=1))
-    for r, c in zip(rows.tolist(), cols.tolist()):
-        a, b = members[r], members[c]
-        if a > b:
-            a, b = b, a
-        if is_new is None or is_new[a] or is_new[b]:
+    ids = np.asarray(members)
+    firsts, seconds = ids[rows], ids[cols]
+    pairs = zip(np.minimum(firsts, seconds).tolist(), np.maximum(firsts, seconds).tolist())
+    if is_new is None:
+        yield from pairs
+        return
+    for a, b in pairs:
+        if is_new[a] or is_new[b]:
             yield a, b
 
 

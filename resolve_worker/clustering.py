@@ -9,6 +9,7 @@ costs O(distinct values), not O(members).
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Hashable, Iterable, Optional
 
 
@@ -77,12 +78,11 @@ def apply_links(clusters: Clusters, links: Iterable[tuple[float, int, int, Hasha
                 ) -> dict[tuple[int, int], Hashable]:
     """Join along links (confidence, a, b, payload) best first; returns the links that were applied."""
     applied: dict[tuple[int, int], Hashable] = {}
-    for conf, a, b, payload in sorted(links, key=lambda x: -x[0]):
+    find = clusters.find
+    # reverse=True keeps equal confidences in their given order, as a stable sort on -conf would
+    for conf, a, b, payload in sorted(links, key=itemgetter(0), reverse=True):
         if conf < threshold:
             break
-        if clusters.find(a) == clusters.find(b):
-            applied[(a, b)] = payload
-            continue
-        if clusters.union(a, b):
+        if find(a) == find(b) or clusters.union(a, b):
             applied[(a, b)] = payload
     return applied

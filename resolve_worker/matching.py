@@ -194,22 +194,86 @@ def _email_facts(email: str) -> tuple[bool, Optional[str]]:
     return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
 
 
+def _identifying_emails(raws: list) -> tuple[list[str], frozenset[str]]:
+    """A row's identifying addresses (normalised, no shared inbox) and the employer domains in them."""
+    emails = [e for e in map(nz.normalise_email, raws) if e and not _email_facts(e)[0]]
+    return emails, frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+
+
+def _person_records(rows: list[IdentityRow], context: _CompanyContext) -> list[scoring.PersonRecord]:
+    """One record per row; identical rows (a rep on every call, a contact in two tools: a third of
+    the rows at 100k) share one record, normalised and parsed once."""
+    parsed, parsed_of, emails_of = [], {}, {}
+    for row in rows:
+        try:  # the same addresses recur across sources; junk (unhashable) input is not memoised
+            raw_emails = tuple(row.emails)
+            emails, work = emails_of.get(raw_emails) or emails_of.setdefault(
+                raw_emails, _identifying_emails(row.emails))
+            raw = (row.name, raw_emails, row.source, row.company_source_type, row.company_source_id,
+                   row.company_name)
+            facts = parsed_of.get(raw)
+        except TypeError:
+            (emails, work), raw, facts = _identifying_emails(row.emails), None, None
+        if facts is None:
+            facts = (nz.parse_person_name(row.name), emails, context.of(row, work), work)
+            if raw is not None:
+                parsed_of[raw] = facts
+        parsed.append(facts)
+    # each distinct row once: the check is about which values meet, not how often
+    ambiguous = _ambiguous_emails(list({id(f): f for f in parsed}.values()))
+    records, record_of, same_record = [], {}, {}
+    for i, (row, facts) in enumerate(zip(rows, parsed)):
+        shape = (id(facts), row.phone, row.title, bool(row.is_internal))
+        try:
+            rec = record_of.get(shape)
+        except TypeError:  # an unhashable phone or title: junk, normalised to None below
+            shape, rec = None, None
+        if rec is None:
+            name, emails, companies, work = facts
+            if ambiguous and not ambiguous.isdisjoint(emails):
+                emails = [e for e in emails if e not in ambiguous]
+                work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+            rec = scoring.PersonRecord(i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
+                                       nz.normalise_title(row.title), companies, bool(row.is_internal))
+            # one object per distinct record, whichever source said it: keys and ids computed once
+            rec = same_record.setdefault(rec.signature(), rec)
+            if shape is not None:
+                record_of[shape] = rec
+        records.append(rec)
+    return records
+
+
+def _person_block_keys(rec: scoring.PersonRecord) -> tuple[list, list, list, tuple]:
+    """(email keys, fuzzy keys, name-only keys, duplicate signature) of one record."""
+    emails = [("email", e) for e in rec.emails]
+    fuzzy, by_name = [], []
+    if rec.phone:
+        fuzzy.append(("phone", rec.phone))
+    if rec.name is not None:
+        last_key, firsts, initial_key = _name_keys(rec.name)
+        for ctx in rec.companies | rec.work_domains:
+            fuzzy.append(("company_last", ctx, last_key))
+            for f in firsts:
+                # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
+                fuzzy.append(("company_first", ctx, f, initial_key))
+        if rec.name.last:
+            by_name.extend(("name", last_key, f) for f in firsts)
+    return emails, fuzzy, by_name, (rec.name, rec.emails, rec.phone, rec.companies)
+
+
+@functools.lru_cache(maxsize=262_144)
+def _name_keys(name: nz.PersonName) -> tuple[str, set[str], str]:
+    """(last-name key, first-name keys, last initial key) of a name; fewer names than records."""
+    # with the name's digits: numbered names ("Whitfield1", "Whitfield2") share a phonetic key
+    # but are vetoed apart, so they need not meet (a big employer's block would grow with n²)
+    numbers = scoring.digits(name.last) + "/" + scoring.digits(name.first)
+    last_key = (nz.phonetic(name.last) if name.last else "?") + numbers
+    return last_key, _first_keys(name.first), name.last[:1] + numbers
+
+
 def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremental: bool,
                      constraints: Constraints, pair_log: Optional[list]) -> list[Mapping]:
-    parsed = []
-    for row in rows:
-        emails = [e for e in map(nz.normalise_email, row.emails) if e and not _email_facts(e)[0]]
-        work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
-        parsed.append((nz.parse_person_name(row.name), emails, context.of(row, work), work))
-    ambiguous = _ambiguous_emails(parsed)
-    records = []
-    for i, (row, (name, emails, companies, _)) in enumerate(zip(rows, parsed)):
-        if ambiguous:
-            emails = [e for e in emails if e not in ambiguous]
-        work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
-        records.append(scoring.PersonRecord(
-            i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
-            nz.normalise_title(row.title), companies, bool(row.is_internal)))
+    records = _person_records(rows, context)
     exact: dict = defaultdict(list)
     fuzzy: dict = defaultdict(list)
     # name-only blocks grow with the square of a common name's count: they only pair a record that
@@ -217,33 +281,30 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     by_name: dict = defaultdict(list)
     no_employer = [not (rec.companies or rec.work_domains) for rec in records]
     signatures: set = set()
+    # by record (rows sharing a record share its keys): the block lists its rows join, each looked
+    # up when a row first joins it, so blocks keep the order in which rows first fill them
+    keys_of: dict[int, tuple] = {}
+    blocks_of: dict[int, list] = {}
     for i, (row, rec) in enumerate(zip(rows, records)):
         if row.pinned:
             continue
-        for e in rec.emails:
-            exact[("email", e)].append(i)
-        signature = (rec.name, rec.emails, rec.phone, rec.companies)
-        if rec.emails and signature in signatures and not incremental:
+        keys = keys_of.get(id(rec))
+        if keys is None:
+            email_keys, fuzzy_keys, name_keys, signature = _person_block_keys(rec)
+            keys = keys_of[id(rec)] = ([exact[k] for k in email_keys], fuzzy_keys, name_keys, signature)
+        email_blocks, fuzzy_keys, name_keys, signature = keys
+        for block in email_blocks:
+            block.append(i)
+        if email_blocks and signature in signatures and not incremental:
             continue  # an exact duplicate with an identifying email: its email links it already
         signatures.add(signature)
-        if rec.phone:
-            fuzzy[("phone", rec.phone)].append(i)
-        if rec.name is None:
-            continue
-        # with the name's digits: numbered names ("Whitfield1", "Whitfield2") share a phonetic key
-        # but are vetoed apart, so they need not meet (a big employer's block would grow with n²)
-        numbers = scoring.digits(rec.name.last) + "/" + scoring.digits(rec.name.first)
-        last_key = (nz.phonetic(rec.name.last) if rec.name.last else "?") + numbers
-        firsts = _first_keys(rec.name.first)
-        for ctx in rec.companies | rec.work_domains:
-            fuzzy[("company_last", ctx, last_key)].append(i)
-            for f in firsts:
-                # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
-                fuzzy[("company_first", ctx, f, rec.name.last[:1] + numbers)].append(i)
-        if rec.name.last:
-            for f in firsts:
-                by_name[("name", last_key, f)].append(i)
-    index = {r.key: i for i, r in enumerate(rows)}
+        blocks = blocks_of.get(id(rec))
+        if blocks is None:
+            blocks = blocks_of[id(rec)] = [fuzzy[k] for k in fuzzy_keys] + [by_name[k] for k in name_keys]
+        for block in blocks:
+            block.append(i)
+    keys = [r.key for r in rows]
+    index = {k: i for i, k in enumerate(keys)}
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
              and not rows[index[r.linked_key]].pinned]
@@ -251,7 +312,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
                     incremental, constraints, "person", links=links, pair_log=pair_log,
-                    name_blocks=(by_name, no_employer))
+                    name_blocks=(by_name, no_employer), keys=keys)
 
 
 def _first_keys(first: str) -> set[str]:
@@ -266,19 +327,21 @@ _METHOD_BY_EVIDENCE = (("linked=", "source_link"), ("email=", "email_exact"), ("
 
 
 def _method(why: list[str]) -> str:
+    kinds = {w.partition("=")[0] + "=" for w in why}  # "email=a@b.c" -> "email="
     for prefix, method in _METHOD_BY_EVIDENCE:
-        if any(w.startswith(prefix) for w in why):
+        if prefix in kinds:
             return method
     return "name_fuzzy"
 
 
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
              constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
-             name_blocks: Optional[tuple] = None) -> list[Mapping]:
+             name_blocks: Optional[tuple] = None, keys: Optional[list[Key]] = None) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
-    index = {r.key: i for i, r in enumerate(rows)}
+    keys = keys or [r.key for r in rows]
+    index = {k: i for i, k in enumerate(keys)}
     _apply_constraints(clusters, rows, index, constraints)
     if incremental:
         by_entity: dict[str, int] = {}
@@ -286,9 +349,9 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             if r.existing_entity_id and not r.pinned:
                 clusters.union(by_entity.setdefault(r.existing_entity_id, i), i, force=True)
     scored: dict[tuple[int, int], tuple[float, list[str]]] = {}
-    by_signature: dict[tuple[int, int], tuple[float, list[str]]] = {}
-    signature_ids: dict = {}
-    signature = [signature_ids.setdefault(rec.signature(), len(signature_ids)) for rec in records]
+    # per kind of pair: (score and evidence, confidence, link payload)
+    by_signature: dict[tuple[int, int], tuple[tuple[float, list[str]], float, tuple]] = {}
+    signature = _signature_ids(records)
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
     pairs += list(blocking.candidate_pairs(fuzzy, names, is_new))
     if name_blocks:
@@ -298,26 +361,42 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             continue
         # identical records (a rep on every call) compare the same way: score each kind of pair once
         pair_kind = (signature[a], signature[b])
-        result = by_signature.get(pair_kind)
-        if result is None:
-            result = by_signature[pair_kind] = score_fn(records[a], records[b])
-        scored[(a, b)] = result
-        links.append((scoring.confidence(result[0]), a, b, (None, result[1])))
+        kind = by_signature.get(pair_kind)
+        if kind is None:
+            result = score_fn(records[a], records[b])
+            kind = by_signature[pair_kind] = (result, scoring.confidence(result[0]), (None, result[1]))
+        scored[(a, b)] = kind[0]
+        links.append((kind[1], a, b, kind[2]))
     if pair_log is not None:
-        pair_log.extend((rows[a].key, rows[b].key, conf) for conf, a, b, _ in links)
+        pair_log.extend((keys[a], keys[b], conf) for conf, a, b, _ in links)
     applied = clustering.apply_links(clusters, links, scoring.THRESHOLD)
     best: dict[int, tuple[float, int, tuple]] = {}
     for (a, b), payload in applied.items():
         conf = _conf_of(payload, scored, a, b)
         for me, other in ((a, b), (b, a)):
-            if me not in best or conf > best[me][0]:
+            mine = best.get(me)
+            if mine is None or conf > mine[0]:
                 best[me] = (conf, other, payload)
-    return _mappings(rows, clusters, best, entity_type)
+    return _mappings(rows, keys, clusters, best, entity_type)
+
+
+def _signature_ids(records: list) -> list[int]:
+    """A small id per distinct record signature; rows sharing one record object share its id."""
+    ids: dict = {}
+    by_record: dict[int, int] = {}
+    out = []
+    for rec in records:
+        sid = by_record.get(id(rec))
+        if sid is None:
+            sid = by_record[id(rec)] = ids.setdefault(rec.signature(), len(ids))
+        out.append(sid)
+    return out
 
 
 def _conf_of(payload, scored, a, b) -> float:  # noqa: ANN001
-    if (a, b) in scored:
-        return scoring.confidence(scored[(a, b)][0])
+    result = scored.get((a, b))
+    if result is not None:
+        return scoring.confidence(result[0])
     return 0.999 if payload[0] == "source_link" else 1.0
 
 
@@ -334,12 +413,24 @@ def _apply_constraints(clusters: clustering.Clusters, rows: list[IdentityRow], i
                                  [index[k] for k in group_b if k in index], tag)
 
 
-def _mappings(rows: list[IdentityRow], clusters: clustering.Clusters, best: dict, entity_type: str) -> list[Mapping]:
+def _mappings(rows: list[IdentityRow], keys: list[Key], clusters: clustering.Clusters, best: dict,
+              entity_type: str) -> list[Mapping]:
     groups = sorted(clusters.groups().items(), key=lambda kv: -len(kv[1]))
     pinned_ids = {r.existing_entity_id for r in rows if r.pinned and r.existing_entity_id}
     taken: set[str] = set(pinned_ids)
     out: list[Mapping] = []
+    method_of: dict[int, str] = {}  # by evidence list: pairs of one kind share theirs
     for root, members in groups:
+        if len(members) == 1 and not rows[members[0]].pinned:  # most entities: one identity
+            row = rows[members[0]]
+            entity_id = clusters.anchor[root]
+            if entity_id is None and row.existing_entity_id and row.existing_entity_id not in taken:
+                entity_id = row.existing_entity_id
+            entity_id = entity_id or str(uuid.uuid4())
+            taken.add(entity_id)
+            out.append(Mapping(keys[members[0]], entity_type, entity_id, 1.0, "singleton",
+                               {"matched_on": [], "cluster_size": 1}))
+            continue
         live = [m for m in members if not rows[m].pinned]
         if not live:
             for m in members:
@@ -358,15 +449,18 @@ def _mappings(rows: list[IdentityRow], clusters: clustering.Clusters, best: dict
                 out.append(_pinned(row, entity_type))
             elif m in best and len(live) > 1:
                 conf, other, (method, why) = best[m]
-                method = method or _method(why)
-                out.append(Mapping(row.key, entity_type, entity_id, conf, method,
-                                   {"matched_on": why, "linked_to": list(rows[other].key),
+                if not method:
+                    method = method_of.get(id(why))
+                    if method is None:
+                        method = method_of[id(why)] = _method(why)
+                out.append(Mapping(keys[m], entity_type, entity_id, conf, method,
+                                   {"matched_on": why, "linked_to": list(keys[other]),
                                     "cluster_size": len(live)}))
             elif len(live) > 1:
-                out.append(Mapping(row.key, entity_type, entity_id, 1.0, "manual" if clusters.anchor[root]
+                out.append(Mapping(keys[m], entity_type, entity_id, 1.0, "manual" if clusters.anchor[root]
                                    else "existing", {"matched_on": [], "cluster_size": len(live)}))
             else:
-                out.append(Mapping(row.key, entity_type, entity_id, 1.0, "singleton",
+                out.append(Mapping(keys[m], entity_type, entity_id, 1.0, "singleton",
                                    {"matched_on": [], "cluster_size": 1}))
     return out
 

@@ -40,12 +40,29 @@ PLACEHOLDERS = frozenset({
     "noname", "not provided", "undefined", "todo", "asdf", "demo", "sample", "placeholder", "someone",
     "first last", "firstname lastname", "john doe", "jane doe",
 })
-_LEGAL = re.compile(r"((^|\s+)(incorporated|inc|llc|l\.l\.c|ltd|limited|gmbh|corp|corporation|co|company|"
-                    r"plc|sa|ag|bv|llp|lp|pty|pte|srl|sarl|oy|ab|as|nv|kg|group|holdings)\.?)+$")
+# Legal suffixes, dropped from the end of a company name ("Acme Co. Inc." -> "acme"), each word
+# with or without one trailing dot.
+LEGAL_SUFFIXES = frozenset({
+    "incorporated", "inc", "llc", "l.l.c", "ltd", "limited", "gmbh", "corp", "corporation", "co", "company",
+    "plc", "sa", "ag", "bv", "llp", "lp", "pty", "pte", "srl", "sarl", "oy", "ab", "as", "nv", "kg", "group",
+    "holdings",
+})
 _HONORIFIC = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "mx"})
 _GENERATIONAL = frozenset({"jr", "sr", "ii", "iii", "iv", "phd", "md", "cpa", "esq", "mba"})
 _LAST_PREFIXES = frozenset({"van", "der", "den", "de", "da", "di", "del", "la", "le", "von", "du", "dos", "st"})
 
+
+# compiled once: these run on every distinct raw value of a run
+_EMAIL_DOMAIN = re.compile(r"[a-z0-9.\-]+")
+_EMAIL_LOCAL = re.compile(r"[\w.'\-!#$%&*=?^`{|}~]+")
+_URL_SCHEME = re.compile(r"^[a-z]+://")
+_NOT_NAME_CHAR = re.compile(r"[^a-z0-9.&]+")
+_PHONE_EXTENSION = re.compile(r"(?i)\s*(x|ext\.?|extension)\s*\d+$")
+_NON_DIGITS = re.compile(r"\D")
+_WORDS = re.compile(r"[a-z0-9]+")
+_PARENTHESES = re.compile(r"\([^)]*\)")
+_NAME_TOKEN = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffd]")
 
@@ -77,6 +94,8 @@ _FOLD = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss",
 
 def ascii_fold(text: str) -> str:
     """Accents off, compatibility forms folded (ﬁ -> fi), lower case; other scripts dropped."""
+    if text.isascii():
+        return text.lower()  # nothing to fold, the common case: skip the Unicode round trip
     return unicodedata.normalize("NFKD", text.translate(_FOLD)).encode("ascii", "ignore").decode().lower()
 
 
@@ -92,7 +111,7 @@ def normalise_email(raw: object) -> Optional[str]:
         local, domain = local.replace(".", ""), _DOTLESS[domain]
     if not local or not domain or "." not in domain or "@" in local:
         return None
-    if not re.fullmatch(r"[a-z0-9.\-]+", domain) or not re.fullmatch(r"[\w.'\-!#$%&*=?^`{|}~]+", local):
+    if not _EMAIL_DOMAIN.fullmatch(domain) or not _EMAIL_LOCAL.fullmatch(local):
         return None
     return f"{local}@{domain}"
 
@@ -114,10 +133,10 @@ def normalise_domain(raw: object) -> Optional[str]:
     text = clip(raw)
     if not text:
         return None
-    value = re.sub(r"^[a-z]+://", "", text.strip().lower()).split("/", 1)[0].split("?", 1)[0]
+    value = _URL_SCHEME.sub("", text.strip().lower()).split("/", 1)[0].split("?", 1)[0]
     value = value.split("@")[-1].split(":", 1)[0].strip(".")
     value = value.removeprefix("www.")
-    if "." not in value or not re.fullmatch(r"[a-z0-9.\-]+", value):
+    if "." not in value or not _EMAIL_DOMAIN.fullmatch(value):
         return None
     return value
 
@@ -127,6 +146,7 @@ _SECOND_LEVEL = frozenset({"co.uk", "org.uk", "ac.uk", "com.au", "net.au", "co.n
                            "com.mx", "co.in", "co.za", "com.sg", "com.cn", "co.kr", "com.tr"})
 
 
+@functools.lru_cache(maxsize=65_536)
 def registrable(domain: str) -> str:
     """The part of a domain its owner registered: mail.eu.acme.com -> acme.com."""
     parts = domain.split(".")
@@ -136,6 +156,14 @@ def registrable(domain: str) -> str:
 
 def company_domains(raws: list) -> list[str]:
     """Registrable, non-webmail domains, first seen first."""
+    try:
+        return list(_company_domains(tuple(raws)))
+    except TypeError:  # junk (unhashable) values: not memoised
+        return list(_company_domains.__wrapped__(raws))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _company_domains(raws: tuple) -> tuple[str, ...]:
     out: list[str] = []
     for raw in raws:
         d = normalise_domain(raw)
@@ -143,7 +171,7 @@ def company_domains(raws: list) -> list[str]:
             d = registrable(d)
             if d not in out:
                 out.append(d)
-    return out
+    return tuple(out)
 
 
 @_text_cache
@@ -152,13 +180,20 @@ def normalise_company_name(raw: object) -> Optional[str]:
     if not text:
         return None
     text = ascii_fold(text)
-    text = re.sub(r"[^a-z0-9.&]+", " ", text.replace(",", " ")).strip()
-    text = re.sub(r"^the\s+", "", text)
-    text = _LEGAL.sub("", text).replace(".", " ")
-    text = re.sub(r"\s+", " ", text).strip()
+    # single spaces from here on: words are split on " " alone
+    words = _NOT_NAME_CHAR.sub(" ", text.replace(",", " ")).strip().split(" ")
+    if words[0] == "the" and len(words) > 1:
+        del words[0]
+    while words and _is_legal_suffix(words[-1]):
+        words.pop()
+    text = " ".join(" ".join(words).replace(".", " ").split())
     if not text or text in PLACEHOLDERS:
         return None
     return text
+
+
+def _is_legal_suffix(word: str) -> bool:
+    return word in LEGAL_SUFFIXES or (word[-1:] == "." and word[:-1] in LEGAL_SUFFIXES)
 
 
 @_text_cache
@@ -167,15 +202,15 @@ def normalise_phone(raw: object) -> Optional[str]:
     text = clip(raw)
     if not text:
         return None
-    text = re.split(r"(?i)\s*(x|ext\.?|extension)\s*\d+$", text)[0]
-    digits = re.sub(r"\D", "", text)
+    text = _PHONE_EXTENSION.split(text)[0]
+    digits = _NON_DIGITS.sub("", text)
     return digits[-10:] if len(digits) >= 7 else None
 
 
 @_text_cache
 def normalise_title(raw: object) -> Optional[str]:
     text = clip(raw)
-    return " ".join(re.findall(r"[a-z0-9]+", ascii_fold(text))) or None if text else None
+    return " ".join(_WORDS.findall(ascii_fold(text))) or None if text else None
 
 
 class PersonName(NamedTuple):
@@ -186,8 +221,8 @@ class PersonName(NamedTuple):
 
 def _tokens(text: str) -> list[str]:
     text = ascii_fold(text)
-    text = re.sub(r"\([^)]*\)", " ", text)  # "Robert (Bob) Smith"
-    return [t for t in re.findall(r"[a-z0-9]+(?:['\-][a-z0-9]+)*", text.replace(".", ". "))
+    text = _PARENTHESES.sub(" ", text)  # "Robert (Bob) Smith"
+    return [t for t in _NAME_TOKEN.findall(text.replace(".", ". "))
             if any(c.isalpha() for c in t)]
 
 
@@ -277,7 +312,7 @@ def local_part_fits_name(local: str, name: Optional["PersonName"]) -> bool:
     """Whether an address's local part is built from the name (jsmith, john.smith, smith.j, ...)."""
     if name is None or not name.first or not name.last:
         return False
-    bare = re.sub(r"[^a-z0-9]", "", ascii_fold(local))
+    bare = _NOT_ALNUM.sub("", ascii_fold(local))
     f, l_ = name.first, name.last
     forms = {f + l_, f[0] + l_, f, f + l_[0], l_ + f, l_ + f[0], l_}
     forms |= {c + l_ for c in canonical_first_names(f)} | {c for c in canonical_first_names(f)}

@@ -247,7 +247,7 @@ class PersonSummary:
     def __init__(self, rec: Optional[PersonRecord]):
         self.names = [rec.name] if rec and rec.name else []
         self.work: dict[str, set[str]] = {}
-        if rec and not rec.internal:
+        if rec and rec.work_domains and not rec.internal:
             for e in rec.emails:
                 d = nz.email_domain(e)
                 if d in rec.work_domains:

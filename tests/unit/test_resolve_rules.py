@@ -80,6 +80,22 @@ def test_company_legal_forms_normalise_away(name):
     assert nz.normalise_company_name(name) == "acme"
 
 
+@pytest.mark.parametrize("raw, expected", [
+    ("Acme Co. Inc.", "acme"), ("Acme L.L.C.", "acme"), ("Acme Holdings Group Ltd", "acme"),
+    ("The Co", None), ("The", "the"), ("Inc", None), ("The Inc.", None),  # all suffix: no name left
+    ("Acme.Inc", "acme inc"), ("Acme Inc..", "acme inc"),  # a suffix only as its own word, one dot
+    ("Company Acme", "company acme"), ("Theatre Co", "theatre"), ("Ab Testing AB", "ab testing"),
+])
+def test_legal_suffixes_drop_only_from_the_end_as_whole_words(raw, expected):
+    assert nz.normalise_company_name(raw) == expected
+
+
+@pytest.mark.parametrize("text, expected", [("Élodie", "elodie"), ("ﬁnn", "finn"), ("Straße", "strasse"),
+                                            ("PLAIN Ascii", "plain ascii"), ("Øster 中", "oster ")])
+def test_ascii_fold_same_with_and_without_the_ascii_shortcut(text, expected):
+    assert nz.ascii_fold(text) == expected
+
+
 # ----------------------------------------------------------------------------- persons
 def test_nickname_and_last_first_order_join_at_one_company():
     rows = [person("gong", "1", "Bob Smith", "bob.smith@acme.com"),
@@ -248,6 +264,71 @@ def test_later_override_wins_for_a_key():
 
 
 # ----------------------------------------------------------------------------- bad input, blocking, evaluation
+def test_identical_rows_share_one_record_and_junk_rows_get_their_own():
+    from resolve_worker.matching import _CompanyContext, _person_records
+
+    rows = [person("gong", "1", "Ann Lee", "ann@acme.com", phone="555 123 4567"),
+            person("hubspot", "2", "Ann Lee", "ann@acme.com", phone="555 123 4567"),
+            person("gong", "3", "Ann Lee", "ann@acme.com", phone="555 123 4567"),
+            person("gong", "4", "Ann Lee", "ann@acme.com", phone="555 000 0000"),
+            person("gong", "5", "Ann Lee", ["ann@acme.com"]), person("gong", "6", "Ann Lee", ["ann@acme.com"])]
+    records = _person_records(rows, _CompanyContext([], []))
+    assert records[0] is records[2] is records[1]  # same values, whichever source: one record
+    assert records[3] is not records[0] and records[0].signature() != records[3].signature()
+    assert records[3].phone == "5550000000" and records[0].phone == "5551234567"
+    assert records[4].emails == records[5].emails == frozenset()  # unhashable junk: not memoised, no crash
+
+
+def test_signature_ids_are_shared_by_equal_records_and_by_rows_sharing_one():
+    from resolve_worker.matching import _signature_ids
+
+    def rec(name, i=0):
+        return scoring.PersonRecord(i, nz.parse_person_name(name), frozenset(), frozenset(), None, None)
+
+    ann, bob = rec("Ann Lee"), rec("Bob Ray")
+    assert _signature_ids([ann, bob, ann, rec("Ann Lee", 7), bob]) == [0, 1, 0, 0, 1]
+
+
+def test_name_keys_carry_phonetic_last_name_first_name_forms_and_numbers():
+    from resolve_worker.matching import _name_keys
+
+    last_key, firsts, initial = _name_keys(nz.parse_person_name("Bob Whitfield2"))
+    assert last_key == nz.phonetic("whitfield2") + "2/" and initial == "w2/"
+    assert firsts == set(nz.canonical_first_names("bob"))
+    assert _name_keys(nz.parse_person_name("Ann"))[0] == "?/"
+
+
+@pytest.mark.parametrize("why, method", [
+    (["email=a@acme.com", "name=ann lee", "phone=5551234567"], "email_exact"),
+    (["phone=5551234567", "name=ann lee"], "name_exact"), (["phone=5551234567", "name_fuzzy=0.93"], "phone_exact"),
+    (["name_fuzzy=0.95", "company=acme.com"], "name_fuzzy"), (["name_conflict", "different_company"], "name_fuzzy"),
+    (["linked=gong/users/1", "email=a@acme.com"], "source_link"), (["domain=acme.com", "name=acme"], "domain_exact"),
+])
+def test_link_method_is_the_strongest_exact_evidence(why, method):
+    from resolve_worker.matching import _method
+
+    assert _method(why) == method
+
+
+def test_company_domains_memo_returns_fresh_lists_and_takes_junk():
+    first = nz.company_domains(["https://www.Acme.com/x", "mail.acme.com", "gmail.com"])
+    assert first == ["acme.com"]
+    first.append("mutated.com")
+    assert nz.company_domains(["https://www.Acme.com/x", "mail.acme.com", "gmail.com"]) == ["acme.com"]
+    assert nz.company_domains([["acme.com"], "beta.io", None]) == ["beta.io"]
+
+
+def test_bulk_prefilter_pairs_are_ordered_and_filtered_by_new_records():
+    names = ["ann lee", "ann leigh", "zed quux", "ann lee", "ann lea", "bob ray", "ann li", "ann lee", "ann lee"]
+    members = [8, 3, 0, 7, 1, 4, 2, 5, 6]
+    everything = list(blocking._pairs_in(members, names, None))
+    assert all(a < b for a, b in everything) and len(set(everything)) == len(everything)
+    assert (0, 3) in everything and not any(2 in p or 5 in p for p in everything)
+    is_new = [False] * 9
+    is_new[4] = True
+    assert list(blocking._pairs_in(members, names, is_new)) == [p for p in everything if 4 in p]
+
+
 def test_bad_identities_never_crash_nor_merge():
     rows = [person("gong", str(i), name, *emails) for i, (name, emails) in enumerate([
         ("N/A", ["not-an-email"]), ("N/A", ["not-an-email"]), ("unknown", []), ("unknown", []), ("test", ["@"]),
