@@ -11,7 +11,8 @@ bp = Blueprint("timeline", __name__, url_prefix="/api/v1")
 
 @bp.get("/interactions/timeline")
 def timeline():  # noqa: ANN201
-    args = request.args
+    # a plain dict: MultiDict.get builds a KeyError exception for every absent parameter (five here)
+    args = request.args.to_dict()
     entity_id = params.required(args, "entity_id")
     start, end = params.time_param(args, "from"), params.time_param(args, "to")
     params.time_window(start, end)
