@@ -368,3 +368,21 @@ def test_audit_rows_queued_by_gunicorn_workers_are_written_when_they_stop(domain
     with db.transaction(domain) as conn:
         written = conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE actor = 'key:batched'")).scalar()
     assert written == 40
+
+
+def test_gunicorn_worker_exit_hook_writes_the_queued_audit_rows(domain):
+    import runpy
+    from types import SimpleNamespace
+
+    from tests.conftest import ROOT
+
+    hooks = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    app = create_app(domain)
+    writer = app.extensions["payready_audit"]
+    writer._pid = __import__("os").getpid()  # queue here without the background thread flushing
+    writer.record(audit.row("key:leaving", "GET /api/v1/interactions/timeline", None, "200"))
+    writer.record(audit.row("key:leaving", "GET /api/v1/interactions/timeline", None, "200"))
+    hooks["worker_exit"](None, SimpleNamespace(wsgi=app))
+    with db.transaction(domain) as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE actor = 'key:leaving'")).scalar() == 2
+    hooks["worker_exit"](None, SimpleNamespace())  # a worker that never loaded the app: nothing to do
