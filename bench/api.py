@@ -17,7 +17,8 @@ one person and that person's company), creates an API key, starts the Procfile's
    0 to 2 x ``connections / --rate`` seconds (wrk's Lua ``delay()``) after each response, so the 32
    connections together offer about ``--rate`` requests/s (default 1,100, to land above 1,000) and
    the server is not saturated; the achieved rate is printed beside the percentiles;
-4. **healthz** (saturated): ``GET /healthz`` (no key, no database, no cache), the server's ceiling.
+4. **healthz** (saturated): ``GET /healthz`` (no key, no database, no cache), the server's ceiling;
+5. **healthz paced**: the same at the paced run's rate, the latency floor of this server there.
 
 Saturated runs are closed-loop: every connection sends its next request as soon as the previous
 answer arrives, so 32 requests are always in flight and the latency is 32 / throughput (Little's
@@ -25,6 +26,9 @@ law); they show capacity, not latency at a rate. The paced run is what the goal 
 >= 1,000 requests/s) asks about. wrk (not wrk2) times a request from its send, so a stall that
 delays a connection's next send is not counted (coordinated omission): the paced p99 is a lower
 bound when the server stalls.
+
+Beside each run, the API's CPU time per request (user + system of gunicorn's master and workers,
+from /proc): on a shared machine latency follows the load, CPU per request follows the code.
 
 Prints wrk's p50/p90/p99 and requests/s per run, the tier mix (X-Cache) after each timeline run,
 the audit rows written, the machine load (`uptime`) beside each figure, and a one-line JSON summary.
@@ -68,6 +72,7 @@ done = function(summary, latency, requests)
     io.write(string.format("PCT %%d %%.3f\\n", p, latency:percentile(p) / 1000.0))
   end
   io.write(string.format("RPS %%.1f\\n", summary.requests / (summary.duration / 1e6)))
+  io.write(string.format("REQUESTS %%d\\n", summary.requests))
   io.write(string.format("ERRORS %%d\\n", summary.errors.status + summary.errors.connect + summary.errors.timeout))
 end
 """
@@ -192,6 +197,31 @@ def wrk(base: str, lua: Path, connections: int, duration: int) -> dict:
     figures = {f"p{m[0]}_ms": float(m[1]) for m in re.findall(r"^PCT (\d+) ([\d.]+)$", out, re.M)}
     figures["rps"] = float(re.search(r"^RPS ([\d.]+)$", out, re.M).group(1))
     figures["errors"] = int(re.search(r"^ERRORS (\d+)$", out, re.M).group(1))
+    figures["requests"] = int(re.search(r"^REQUESTS (\d+)$", out, re.M).group(1))
+    return figures
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn's master and workers) so far.
+
+    On a shared machine the wall-clock figures follow the load; CPU per request follows the code."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.parent.name) == root_pid or int(fields[1]) == root_pid:
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(web: "Web", base: str, lua: Path, connections: int, duration: int) -> dict:
+    """One wrk run with the machine load before it and the API's CPU time per request during it."""
+    before, cpu = load(), cpu_seconds(web.proc.pid)
+    figures = wrk(base, lua, connections, duration)
+    figures["api_cpu_ms_per_request"] = (cpu_seconds(web.proc.pid) - cpu) * 1000 / max(figures["requests"], 1)
+    figures["load"] = before
     return figures
 
 
@@ -257,23 +287,27 @@ def main() -> int:
         base = web.start()
         results = {}
         for run, script in (("cold", lua), ("warm", lua), ("warm_paced", paced)):
-            before = load()
-            figures = wrk(base, script, args.connections, args.duration)
-            figures["load"] = before
+            figures = measured(web, base, script, args.connections, args.duration)
             figures["tiers_after"] = tier_mix(base, key, ids)
             results[run] = figures
             label = {"cold": "cold, saturated (closed loop)", "warm": "warm, saturated (closed loop)",
                      "warm_paced": f"warm, paced (offered {args.rate:.0f} req/s)"}[run]
             print(f"{label:34s} p50 {figures['p50_ms']:.2f} ms  p90 {figures['p90_ms']:.2f} ms  "
                   f"p99 {figures['p99_ms']:.2f} ms  {figures['rps']:.0f} req/s  errors {figures['errors']}  "
-                  f"tiers now {figures['tiers_after']}  load {before}")
+                  f"API CPU {figures['api_cpu_ms_per_request']:.2f} ms/request  tiers now {figures['tiers_after']}  "
+                  f"load {figures['load']}")
         baseline = work / "healthz.lua"
         baseline.write_text(_BASELINE_LUA)
-        before = load()
-        results["healthz"] = {**wrk(base, baseline, args.connections, args.duration), "load": before}
-        h = results["healthz"]
+        results["healthz"] = h = measured(web, base, baseline, args.connections, args.duration)
         print(f"GET /healthz, saturated (no key, no database: the server's ceiling here) p50 {h['p50_ms']:.2f} ms  "
-              f"p99 {h['p99_ms']:.2f} ms  {h['rps']:.0f} req/s  load {before}")
+              f"p99 {h['p99_ms']:.2f} ms  {h['rps']:.0f} req/s  API CPU {h['api_cpu_ms_per_request']:.2f} ms/request  "
+              f"load {h['load']}")
+        healthz_paced = work / "healthz_paced.lua"
+        healthz_paced.write_text(_BASELINE_LUA + _PACED % {"mean_ms": args.connections * 1000.0 / args.rate})
+        results["healthz_paced"] = h = measured(web, base, healthz_paced, args.connections, args.duration)
+        print(f"GET /healthz, paced (offered {args.rate:.0f} req/s: the latency floor at that rate) "
+              f"p50 {h['p50_ms']:.2f} ms  p90 {h['p90_ms']:.2f} ms  p99 {h['p99_ms']:.2f} ms  {h['rps']:.0f} req/s  "
+              f"API CPU {h['api_cpu_ms_per_request']:.2f} ms/request  load {h['load']}")
         with db.transaction(settings) as conn:
             audited = conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalar()
         print(f"audit rows written: {audited:,}")
