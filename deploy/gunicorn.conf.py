@@ -15,6 +15,9 @@ import os
 # the GIL, so more processes or more threads than this only add switching. Warm requests/s as a
 # share of the same run's /healthz ceiling: 2 x 8 gthread 0.35, 2 x 16 0.27, 2 x 4 0.30, 4 x 4 0.20;
 # the sync worker (one request at a time, no keep-alive) served 168 req/s where 2 x 8 served 550-600.
+# Alternating 2 x 8, 2 x 2, 2 x 4 twice at 20k (load 6-11), warm paced at 1,100 offered: 2 x 8
+# 664 / 622 req/s at 1.52 / 1.70 ms API CPU per request, 2 x 2 501 / 554 at 1.81 / 1.61, 2 x 4
+# 491 / 610 at 1.98 / 1.64: no setting beats 2 x 8 beyond the noise; 6 sync workers 550 at 2.01.
 # A flag on the command line (`--workers N`) still overrides these.
 workers = 2
 worker_class = "gthread"
