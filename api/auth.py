@@ -60,9 +60,12 @@ def _presented_key() -> str:
 
 
 class KeyStore:
-    def __init__(self, settings: Settings):
+    """Verified keys (by hash) -> (name, domain), or None for unknown/revoked, per process for
+    ``ttl`` seconds: a warm request costs a hash and a dict lookup, no database round trip."""
+
+    def __init__(self, settings: Settings, ttl: float = KEY_CACHE_SECONDS):
         self.settings = settings
-        self._cache: TTLCache = TTLCache(maxsize=10_000, ttl=KEY_CACHE_SECONDS)
+        self._cache: TTLCache = TTLCache(maxsize=10_000, ttl=ttl)
         self._lock = threading.Lock()
 
     def lookup(self, key: str) -> tuple[str, str] | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import time
 from typing import Iterator, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, REGISTRY, multiprocess
@@ -63,10 +64,19 @@ STATE_METRICS = (f"{P}queue_depth", f"{P}dead_letters_waiting", f"{P}source_fres
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+MEMORY_EVERY_S = 5.0  # resident memory is read at most this often per process (it was a file open per request)
+_memory_noted: tuple[int, float] = (0, 0.0)  # (pid, monotonic time) of the last reading
 
 
 def note_memory() -> None:
-    """Record this process's resident memory (cheap: one read of /proc/self/statm)."""
+    """Record this process's resident memory: one read of /proc/self/statm, at most every
+    ``MEMORY_EVERY_S`` per process (the first call in a process always reads)."""
+    global _memory_noted
+    now = time.monotonic()
+    pid, at = _memory_noted
+    if pid == os.getpid() and now - at < MEMORY_EVERY_S:
+        return
+    _memory_noted = (os.getpid(), now)
     try:
         with open("/proc/self/statm") as f:
             RESIDENT_MEMORY.set(int(f.read().split()[1]) * _PAGE)

@@ -2,7 +2,8 @@
 
 - **Hot**: an LRU of finished pages per process holding at most 10,000 timeline items in all (a
   page weighs its item count), each kept 24 h, keyed by the entity's version, so a page of an
-  older version is never served again.
+  older version is never served again. A page is kept as its serialized JSON body, so a hot hit
+  is a dict lookup and the bytes, with no encoding.
 - **Warm**: one Redis sorted set per entity and version, ``<prefix>tl:<entity>:<version>``, scored
   by ``occurred_at`` in microseconds; members are ``<zero-padded id><item JSON>``, so equal times
   order by id like the cold keyset. Kept 7 days. Entities with more than ``WARM_MAX_ITEMS``
@@ -15,7 +16,10 @@ after each resolve (:func:`invalidate`); a change known to touch only some entit
 theirs. :func:`invalidate` also publishes the change, and each API process listens: while its
 subscription is up, hot hits need no Redis round trip (a message makes older hot pages
 unreachable; a (re)subscription drops them all). Without a live subscription every request reads
-the version (one MGET) first. Redis down means cold reads, never an error.
+the version (one MGET) first. While subscribed, the version an entity had in Redis is remembered
+in process too (under the same local counters), so a warm hit is one Redis round trip; its page is
+spliced from the members' stored JSON, not decoded and encoded again. Redis down means cold
+reads, never an error.
 """
 from __future__ import annotations
 
@@ -25,11 +29,11 @@ import logging
 import os
 import threading
 import time
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import redis
 import sqlalchemy as sa
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from common import db
 from common.settings import Settings
@@ -42,14 +46,27 @@ WARM_TTL_S = 7 * 24 * 3600
 WARM_MAX_ITEMS = 20_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _ID_WIDTH = 19
+KNOWN_VERSIONS = 200_000  # entity -> Redis version remembered while subscribed (about 100 bytes each)
+_UNFILTERED_BATCH_MIN = 64  # members read per round trip when filters may skip some
+
+
+class _Body(NamedTuple):
+    """A finished page as the API sends it; weighs its item count in the hot tier."""
+    json: bytes
+    items: int
+
+
+def dumps(page: dict) -> bytes:
+    """The page as the API sends it (compact JSON, as Flask's jsonify writes it)."""
+    return (json.dumps(page, separators=(",", ":")) + "\n").encode()
 
 
 def micros(at: dt.datetime) -> int:
     return (at - _EPOCH) // dt.timedelta(microseconds=1)
 
 
-def _page_weight(page: dict) -> int:
-    return max(1, len(page["items"]))
+def _page_weight(body: _Body) -> int:
+    return max(1, body.items)
 
 
 def channel(settings: Settings) -> str:
@@ -87,64 +104,80 @@ class TimelineTiers:
         self.listening = threading.Event()
         self._local_gen = 0
         self._local_versions: dict[str, int] = {}
+        # entity -> ((local gen, local entity version) when read, Redis version): valid while both match
+        self._known_versions: LRUCache = LRUCache(maxsize=KNOWN_VERSIONS)
 
     # ---- public ----
-    def page(self, entity_id: str, *, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None,
-             sources: Optional[list[str]] = None, kinds: Optional[list[str]] = None, limit: int = 50,
-             cursor: Optional[str] = None) -> tuple[dict, str]:
-        """(the page, the tier that served it: hot, warm or cold)."""
+    def page(self, entity_id: str, **filters: object) -> tuple[dict, str]:
+        """(the page, the tier that served it: hot, warm or cold); see :meth:`page_body`."""
+        body, tier = self.page_body(entity_id, **filters)
+        return json.loads(body), tier
+
+    def page_body(self, entity_id: str, *, start: Optional[dt.datetime] = None, end: Optional[dt.datetime] = None,
+                  sources: Optional[list[str]] = None, kinds: Optional[list[str]] = None, limit: int = 50,
+                  cursor: Optional[str] = None) -> tuple[bytes, str]:
+        """(the page as JSON bytes, the tier that served it: hot, warm or cold)."""
         from api import services
 
         entity_id = services.parse_uuid(entity_id)
         after = services.decode_cursor(cursor) if cursor else None
         self._start_listener()
         params = (start, end, tuple(sources or ()), tuple(kinds or ()), limit, cursor)
-        query = None
+        query = local = None
+        version = None
         if self.listening.is_set():  # taken before any read, so a change arriving meanwhile wins
             with self._lock:
-                query = (entity_id, "local", self._local_gen, self._local_versions.get(entity_id, 0), *params)
+                local = (self._local_gen, self._local_versions.get(entity_id, 0))
+                query = (entity_id, "local", *local, *params)
                 hit = self.hot.get(query)
+                known = self._known_versions.get(entity_id)
             if hit is not None:
-                return self._served(hit, "hot")
-        try:
-            version = self._version(entity_id)
-        except redis.RedisError as exc:
-            log.warning("timeline cache unavailable, reading Postgres: %s", exc)
-            version = None
+                return self._served(hit.json, "hot")
+            if known is not None and known[0] == local:
+                version = known[1]
+        if version is None:
+            try:
+                version = self._version(entity_id)
+            except redis.RedisError as exc:
+                log.warning("timeline cache unavailable, reading Postgres: %s", exc)
+            if version is not None and local is not None:
+                with self._lock:  # remembered under the counters read before the version: a later change wins
+                    self._known_versions[entity_id] = (local, version)
         if query is None and version is not None:
             query = (entity_id, version, *params)
             with self._lock:
                 hit = self.hot.get(query)
             if hit is not None:
-                return self._served(hit, "hot")
-        page, tier = None, "cold"
+                return self._served(hit.json, "hot")
+        body, tier = None, "cold"
         if version is not None:
             try:
-                page = self._warm_page(entity_id, version, start, end, sources, kinds, limit, after)
-                tier = "warm" if page is not None else "cold"
+                body = self._warm_page(entity_id, version, start, end, sources, kinds, limit, after)
+                tier = "warm" if body is not None else "cold"
             except redis.RedisError as exc:
                 log.warning("warm tier unavailable, reading Postgres: %s", exc)
-        if page is None:
+        if body is None:
             page = services.timeline(self.settings, entity_id, start=start, end=end, sources=sources,
                                      kinds=kinds, limit=limit, cursor=cursor)
-        if query is not None and _page_weight(page) <= self.hot.maxsize:
+            body = _Body(dumps(page), len(page["items"]))
+        if query is not None and _page_weight(body) <= self.hot.maxsize:
             with self._lock:
-                self.hot[query] = page
-        return self._served(page, tier)
+                self.hot[query] = body
+        return self._served(body.json, tier)
 
     def hit_ratio(self) -> float:
         total = sum(self.counts.values())
         return (self.counts["hot"] + self.counts["warm"]) / total if total else 0.0
 
     # ---- tiers ----
-    def _served(self, page: dict, tier: str) -> tuple[dict, str]:
+    def _served(self, body: bytes, tier: str) -> tuple[bytes, str]:
         from common import metrics
 
         with self._lock:
             self.counts[tier] += 1
             ratio = self.hit_ratio()
         metrics.CACHE_HIT_RATIO.set(ratio)
-        return page, tier
+        return body, tier
 
     # ---- invalidation messages ----
     def _start_listener(self) -> None:
@@ -185,6 +218,7 @@ class TimelineTiers:
             if data == "*":
                 self._local_gen += 1
                 self._local_versions.clear()
+                self._known_versions.clear()
             else:
                 for entity_id in data.split(","):
                     self._local_versions[entity_id] = self._local_versions.get(entity_id, 0) + 1
@@ -198,13 +232,14 @@ class TimelineTiers:
     def _key(self, entity_id: str, version: str) -> str:
         return f"{self.settings.key_prefix}tl:{entity_id}:{version}"
 
-    def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[dict]:  # noqa: ANN001
+    def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[_Body]:  # noqa: ANN001
         key = self._key(entity_id, version)
         high = micros(after[0]) if after and after[0] else "+inf"
         if end is not None and (high == "+inf" or micros(end) - 1 < high):
             high = micros(end) - 1
         low = micros(start) if start else "-inf"
-        batch = max(limit + 1, 64)
+        filtered = bool(sources or kinds or after)  # members that may be skipped: read ahead
+        batch = max(limit + 1, _UNFILTERED_BATCH_MIN) if filtered else limit + 1
         # the head and the first batch in one round trip; a miss fills the set and reads again
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(key + ":head")
@@ -217,17 +252,18 @@ class TimelineTiers:
             rows = self.redis.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=True)
         if head == "big":
             return None
-        items: list[dict] = []
+        items: list[str] = []  # each member's item JSON as stored: spliced into the body, not re-encoded
         offset = 0
         while True:
             for member, score in rows:
                 iid = int(member[:_ID_WIDTH])
                 if after and (int(score), iid) >= (micros(after[0]), after[1]):
                     continue
-                item = json.loads(member[_ID_WIDTH:])
-                if sources and item["source"] not in sources or kinds and item["kind"] not in kinds:
-                    continue
-                items.append(item)
+                if sources or kinds:
+                    item = json.loads(member[_ID_WIDTH:])
+                    if sources and item["source"] not in sources or kinds and item["kind"] not in kinds:
+                        continue
+                items.append(member[_ID_WIDTH:])
                 if len(items) > limit:
                     break
             if len(items) > limit or len(rows) < batch:
@@ -239,9 +275,10 @@ class TimelineTiers:
         page = items[:limit]
         nxt = None
         if len(items) > limit:
-            last = page[-1]
+            last = json.loads(page[-1])
             nxt = services.encode_cursor(dt.datetime.fromisoformat(last["occurred_at"]), last["id"])
-        return {"entity": json.loads(head), "items": page, "next_cursor": nxt}
+        body = f'{{"entity":{head},"items":[{",".join(page)}],"next_cursor":{json.dumps(nxt)}}}\n'
+        return _Body(body.encode(), len(page))
 
     def _fill(self, entity_id: str, key: str) -> Optional[str]:
         """Copy the entity's whole timeline into its sorted set; None if it does not exist."""

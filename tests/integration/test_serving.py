@@ -277,3 +277,112 @@ def test_items_survive_the_warm_tier_byte_for_byte(domain, seeded, tiers):
     cold = services.timeline(domain, seeded["company"], limit=50)
     warm, tier = tiers.page(seeded["company"], limit=50)
     assert tier == "warm" and json.dumps(warm, sort_keys=True) == json.dumps(cold, sort_keys=True)
+
+
+def test_bodies_are_the_json_of_the_page_and_a_hot_hit_reuses_the_bytes(domain, seeded, tiers):
+    cold = services.timeline(domain, seeded["company"], limit=6)
+    warm, tier = tiers.page_body(seeded["company"], limit=6)
+    hot, again = tiers.page_body(seeded["company"], limit=6)
+    assert tier == "warm" and again == "hot" and hot is warm, "a hot hit is the stored bytes, not re-encoded"
+    assert json.loads(warm) == cold == json.loads(timeline_cache.dumps(cold))
+    filtered, _ = tiers.page_body(seeded["company"], limit=3, sources=["slack"], cursor=cold["next_cursor"])
+    assert json.loads(filtered) == services.timeline(domain, seeded["company"], limit=3, sources=["slack"],
+                                                     cursor=cold["next_cursor"])
+
+
+def test_a_remembered_version_serves_warm_hits_until_a_change_arrives(domain, seeded, tiers):
+    reads = []
+    real_version = tiers._version
+    tiers._version = lambda entity: reads.append(entity) or real_version(entity)
+    tiers.page(seeded["bob"], limit=4)
+    tiers.hot.clear()
+    assert tiers.page(seeded["bob"], limit=4)[1] == "warm" and len(reads) == 1, \
+        "while subscribed, a warm hit does not read the version again"
+    seen = tiers.invalidations
+    timeline_cache.invalidate(domain, [seeded["bob"]])
+    applied(tiers, seen)
+    tiers.page(seeded["bob"], limit=4)
+    assert len(reads) == 2, "a change to the entity makes the remembered version stale"
+    seen = tiers.invalidations
+    timeline_cache.invalidate(domain)
+    applied(tiers, seen)
+    tiers.page(seeded["bob"], limit=4)
+    assert len(reads) == 3, "so does a domain-wide change"
+
+
+def test_a_change_arriving_during_the_version_read_wins(domain, seeded, tiers):
+    """The version read races an invalidation: what was read must not be remembered as current."""
+    real_version = tiers._version
+    raced = []
+
+    def racing(entity):
+        version = real_version(entity)  # the value before the change...
+        if not raced:
+            tiers._apply(entity)  # ...and the change's message arrives before it is remembered
+            raced.append(entity)
+        return version
+
+    tiers._version = racing
+    tiers.page(seeded["alice"], limit=3)
+    tiers.hot.clear()
+    reads = []
+    tiers._version = lambda entity: reads.append(entity) or real_version(entity)
+    tiers.page(seeded["alice"], limit=3)
+    assert reads == [seeded["alice"]], "the version was read again, not taken from before the change"
+
+
+def test_a_key_lookup_is_cached_for_its_ttl_then_a_revoked_key_is_refused(domain):
+    from api import auth
+
+    key = auth.create_key(domain, "cached")
+    store = auth.KeyStore(domain, ttl=0.5)
+    queries = []
+    engine = db.engine_for(domain)
+    listener = lambda *a, **k: queries.append(1)  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert store.lookup(key) == ("cached", domain.domain) and len(queries) == 1
+        with db.transaction(domain) as conn:
+            conn.execute(sa.text("UPDATE api_keys SET revoked_at = now() WHERE name = 'cached'"))
+        queries.clear()
+        assert store.lookup(key) == ("cached", domain.domain) and queries == [], "served from the cache"
+        time.sleep(0.6)
+        assert store.lookup(key) is None, "once the entry expires the revocation is seen"
+        assert store.lookup("pr_x.unknown") is None and store.lookup("pr_x.unknown") is None
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+
+
+def test_audit_rows_queued_by_gunicorn_workers_are_written_when_they_stop(domain, seeded, tmp_path):
+    """Reads are audited in batches; stopping the server (SIGTERM) must not lose the queued rows."""
+    from api import auth
+    from common.cli import _process_env
+    from tests.e2e.api_server import Client, running_api
+
+    key = auth.create_key(domain, "batched")
+    with running_api(_process_env(domain), tmp_path / "gunicorn.log", "-c", "deploy/gunicorn.conf.py",
+                     "--workers", "2", "--worker-class", "gthread", "--threads", "4") as base:
+        client = Client(base, key)
+        for _ in range(40):
+            assert client.call("GET", f"/api/v1/interactions/timeline?entity_id={seeded['alice']}&limit=3")[0] == 200
+    with db.transaction(domain) as conn:
+        written = conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE actor = 'key:batched'")).scalar()
+    assert written == 40
+
+
+def test_gunicorn_worker_exit_hook_writes_the_queued_audit_rows(domain):
+    import runpy
+    from types import SimpleNamespace
+
+    from tests.conftest import ROOT
+
+    hooks = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    app = create_app(domain)
+    writer = app.extensions["payready_audit"]
+    writer._pid = __import__("os").getpid()  # queue here without the background thread flushing
+    writer.record(audit.row("key:leaving", "GET /api/v1/interactions/timeline", None, "200"))
+    writer.record(audit.row("key:leaving", "GET /api/v1/interactions/timeline", None, "200"))
+    hooks["worker_exit"](None, SimpleNamespace(wsgi=app))
+    with db.transaction(domain) as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE actor = 'key:leaving'")).scalar() == 2
+    hooks["worker_exit"](None, SimpleNamespace())  # a worker that never loaded the app: nothing to do
