@@ -20,7 +20,8 @@ import hashlib
 import math
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAX_TOKENS = 200
 OVERLAP_TOKENS = 40
@@ -61,13 +62,27 @@ class ChunkDraft:
     chunk_id: str = ""
 
 
+_NAMESPACE_SHA1 = hashlib.sha1(CHUNK_NAMESPACE.bytes)
+
+
 def chunk_id_for(interaction_key: str, ordinal: int) -> str:
-    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{interaction_key}#{ordinal}"))
+    """``str(uuid.uuid5(CHUNK_NAMESPACE, "<key>#<ordinal>"))``, without building UUID objects
+    (a third of chunking's cost at 100k chunks): SHA-1 of namespace + name, version 5 and
+    RFC 4122 variant bits set, formatted 8-4-4-4-12."""
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(f"{interaction_key}#{ordinal}".encode("utf-8"))
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(frozen=True)
-class _Unit:
-    """One packable piece; ``joiner`` is what separates it from the unit before it."""
+class _Unit(NamedTuple):
+    """One packable piece; ``joiner`` is what separates it from the unit before it.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and several times cheaper to
+    create (one per turn or paragraph)."""
 
     text: str
     tokens: int
@@ -255,7 +270,7 @@ def chunk_interaction(
     if not content and body and body.strip():
         content = _body_units(body, max_tokens)
     if units and content:
-        content[0] = replace(content[0], joiner="\n\n")
+        content[0] = content[0]._replace(joiner="\n\n")
     units.extend(content)
     if not units:
         return []
