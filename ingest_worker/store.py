@@ -185,7 +185,7 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
             turns_of = {i.key: upserts.turn_rows(i) for i in interactions}
             participants_of = {i.key: upserts.participant_rows(i) for i in interactions}
             upserts.upsert_interactions(conn, interactions, done)
-            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of)
+            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of, done.ids)
             stats.interactions = len(interactions)
         for dead in outcome.dead:
             position = positions.get(id(dead.record))
