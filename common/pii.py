@@ -201,14 +201,19 @@ def mask(text: str, kinds: Iterable[str] = ALL) -> str:
     return "".join(out)
 
 
-# Every card layout above holds 8 digits in a row or "dddd dddd"/"dddd-dddd", every SSN
-# "ddd-dd-dddd": text without either cannot contain one, and most stored text has neither.
-_SENSITIVE_HINT = re.compile(r"\d{4}[ -]?\d{4}|\d{3}-\d{2}-\d{4}")
+# What any match of _CARD_RE or _SSN_RE must contain: a bare card is 13+ digits in a row, a
+# grouped one "dddd dddd dddd" or "dddd dddddd dddd" (either separator), an SSN "ddd-dd-dddd".
+# Text without any of these cannot hold one, and most stored text (ids, epoch seconds, Slack
+# ts, dates) has none, so ``mask_sensitive`` skips the full scan. The leading ``\d`` is factored
+# out of the branches so the regex engine skips non-digits fast instead of trying each branch
+# at every position (about twice as fast on metadata strings).
+_SENSITIVE_HINT = re.compile(r"\d(?:\d{12}|\d{3}[ -]\d{4}[ -]\d{4}|\d{3}[ -]\d{6}[ -]\d{4}|\d{2}-\d{2}-\d{4})")
+SENSITIVE_MIN_LEN = 11  # "ddd-dd-dddd"; every card layout is longer
 
 
 def mask_sensitive(text: str) -> str:
     """Mask only what may never be stored in clear (cards, SSNs)."""
-    if len(text) < 8 or not _SENSITIVE_HINT.search(text):  # both need 8 characters at least
+    if len(text) < SENSITIVE_MIN_LEN or not _SENSITIVE_HINT.search(text):
         return text
     return mask(text, SENSITIVE)
 

@@ -185,7 +185,7 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
             turns_of = {i.key: upserts.turn_rows(i) for i in interactions}
             participants_of = {i.key: upserts.participant_rows(i) for i in interactions}
             upserts.upsert_interactions(conn, interactions, done)
-            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of)
+            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of, done.ids)
             stats.interactions = len(interactions)
         for dead in outcome.dead:
             position = positions.get(id(dead.record))
@@ -225,15 +225,21 @@ def _dedupe_identities(items: Iterable[model.Identity]) -> list[model.Identity]:
 
 # ---- interactions ----
 def _merge_interactions(items: Iterable[model.Interaction]) -> list[model.Interaction]:
+    """One interaction per key, later records' fields over earlier ones. The processors' items are
+    never modified: a key seen once is passed on as is, and only a key seen again is copied
+    before the merge (most keys of a batch are unique, and the copy was a tenth of the write)."""
     merged: dict[model.IdentityKey, model.Interaction] = {}
+    copied: set[model.IdentityKey] = set()
     for item in items:
         have = merged.get(item.key)
         if have is None:
-            merged[item.key] = model.Interaction(**{**item.__dict__, "turns": list(item.turns),
-                                                    "participants": list(item.participants),
-                                                    "companies": list(item.companies),
-                                                    "metadata": dict(item.metadata)})
+            merged[item.key] = item
             continue
+        if item.key not in copied:
+            have = merged[item.key] = model.Interaction(**{
+                **have.__dict__, "turns": list(have.turns), "participants": list(have.participants),
+                "companies": list(have.companies), "metadata": dict(have.metadata)})
+            copied.add(item.key)
         for name in ("kind", "occurred_at", "title", "body", "duration_s", "direction", "url"):
             value = getattr(item, name)
             if value is not None:

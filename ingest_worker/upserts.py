@@ -55,7 +55,7 @@ def clean_text(text: Optional[str]) -> Optional[str]:
 
 def _clean_json(value: Any) -> Any:
     if type(value) is str:
-        return _mask(value.replace("\x00", "") if "\x00" in value else value)
+        return _clean_str(value)
     if value is None or type(value) in _SCALARS:
         return value
     if isinstance(value, dict):
@@ -65,8 +65,8 @@ def _clean_json(value: Any) -> Any:
                 raise _NotPlainJson
             if "\x00" in k:
                 k = k.replace("\x00", "")
-            if type(v) is str:  # most values: inline, one call less each
-                out[k] = _mask(v.replace("\x00", "") if "\x00" in v else v)
+            if type(v) is str:  # most values: inline, no call at all for short NUL-free ones
+                out[k] = v if len(v) < _MASK_MIN_LEN and "\x00" not in v else _clean_str(v)
             elif v is None or type(v) in _SCALARS:
                 out[k] = v
             else:
@@ -78,6 +78,11 @@ def _clean_json(value: Any) -> Any:
 
 
 _mask = pii.mask_sensitive
+_MASK_MIN_LEN = pii.SENSITIVE_MIN_LEN  # shorter strings cannot hold a card or an SSN
+
+
+def _clean_str(value: str) -> str:
+    return _mask(value.replace("\x00", "") if "\x00" in value else value)
 
 
 def clean_json(value: Any) -> Any:
@@ -175,6 +180,7 @@ class InteractionWrite:
 
     inserted: dict[model.IdentityKey, int] = field(default_factory=dict)
     changed: set[int] = field(default_factory=set)
+    ids: dict[model.IdentityKey, int] = field(default_factory=dict)  # every id RETURNING gave
 
 
 def upsert_interactions(conn: sa.engine.Connection, items: list[model.Interaction], done: InteractionWrite) -> None:
@@ -192,15 +198,26 @@ def upsert_interactions(conn: sa.engine.Connection, items: list[model.Interactio
         if not rows:
             continue
         for iid, source, source_type, source_id, inserted in execute(conn, _INTERACTION_SQL[partial], rows):
+            key = model.IdentityKey(source, source_type, source_id)
+            done.ids[key] = iid
             if inserted:
-                done.inserted[model.IdentityKey(source, source_type, source_id)] = iid
+                done.inserted[key] = iid
             else:
                 done.changed.add(iid)
 
 
 # ---- turns, participants, companies (joined to their interaction by its key) ----
-_JOIN = ("JOIN interactions i ON i.source = r.source AND i.source_type = r.source_type "
-         "AND i.source_id = r.source_id")
+# Rows carry their interaction's id when the interaction upsert returned it (inserted or
+# changed: nearly every row of a first delivery) and are matched by key otherwise; the lookup
+# by key (an index probe of three text columns per child row) runs only for rows without ``iid``
+# (COALESCE evaluates its subquery only when needed). Every key was upserted earlier in the same
+# transaction, so the lookup always finds it; ``IS NOT NULL`` keeps the join's "no interaction,
+# no child" rule all the same.
+_CHILD_ROWS = (
+    "(SELECT coalesce(j.iid, (SELECT i.id FROM interactions i WHERE i.source = j.source "
+    "AND i.source_type = j.source_type AND i.source_id = j.source_id)) AS interaction_id, j.* "
+    "FROM json_to_recordset(%(rows)s::json) AS j({columns})) AS r WHERE r.interaction_id IS NOT NULL")
+_IID = (("iid", "bigint"),)
 _TURN_COLUMNS = (("turn_key", "text"), ("start_ms", "bigint"), ("end_ms", "bigint"), ("speaker_id", "text"),
                  ("speaker_name", "text"), ("speaker_source_type", "text"), ("speaker_source_id", "text"),
                  ("topic", "text"), ("text", "text"))
@@ -215,8 +232,8 @@ def _turn_sql() -> str:
     new["speaker_name"] = "coalesce(excluded.speaker_name, t.speaker_name)"
     return (
         f"INSERT INTO interaction_turns AS t (interaction_id, {', '.join(names)}) "
-        f"SELECT i.id, {', '.join('r.' + c for c in names)} "
-        f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY + _TURN_COLUMNS)}) {_JOIN} "
+        f"SELECT r.interaction_id, {', '.join('r.' + c for c in names)} "
+        f"FROM {_CHILD_ROWS.format(columns=_record_type(_KEY + _IID + _TURN_COLUMNS))} "
         f"ON CONFLICT (interaction_id, turn_key) DO UPDATE SET {', '.join(f'{c} = {v}' for c, v in new.items())} "
         f"WHERE {_distinct('t', new)} RETURNING t.interaction_id")
 
@@ -228,8 +245,8 @@ def _participant_sql() -> str:
     new = {c: f"coalesce(excluded.{c}, t.{c})" for c in stored if c != "participant_key"}
     return (
         f"INSERT INTO participants AS t (interaction_id, {', '.join(stored)}) "
-        f"SELECT i.id, {', '.join('r.' + c for c in given)} "
-        f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY + _PARTICIPANT_COLUMNS)}) {_JOIN} "
+        f"SELECT r.interaction_id, {', '.join('r.' + c for c in given)} "
+        f"FROM {_CHILD_ROWS.format(columns=_record_type(_KEY + _IID + _PARTICIPANT_COLUMNS))} "
         f"ON CONFLICT (interaction_id, participant_key) DO UPDATE SET "
         f"{', '.join(f'{c} = {v}' for c, v in new.items())} "
         f"WHERE {_distinct('t', new)} RETURNING t.interaction_id")
@@ -239,9 +256,9 @@ _TURN_SQL = _turn_sql()
 _PARTICIPANT_SQL = _participant_sql()
 _COMPANY_SQL = (
     "INSERT INTO interaction_companies (interaction_id, source_type, source_id) "
-    "SELECT i.id, r.company_source_type, r.company_source_id "
-    f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY)}, company_source_type text, "
-    f"company_source_id text) {_JOIN} ON CONFLICT DO NOTHING")
+    "SELECT r.interaction_id, r.company_source_type, r.company_source_id "
+    f"FROM {_CHILD_ROWS.format(columns=_record_type(_KEY + _IID) + ', company_source_type text, company_source_id text')} "
+    "ON CONFLICT DO NOTHING")
 
 
 def participant_key(p: model.Participant) -> Optional[str]:
@@ -278,13 +295,16 @@ def participant_rows(item: model.Interaction) -> dict[str, dict]:
 
 
 def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
-                    turns_of: dict[model.IdentityKey, dict], participants_of: dict[model.IdentityKey, dict]
-                    ) -> set[int]:
+                    turns_of: dict[model.IdentityKey, dict], participants_of: dict[model.IdentityKey, dict],
+                    ids: Optional[dict[model.IdentityKey, int]] = None) -> set[int]:
     """Upsert turns, participants and company links; returns ids of interactions whose turns or
-    participants changed (their chunks may read differently)."""
+    participants changed (their chunks may read differently). ``ids`` holds the interaction ids
+    already known (from the interaction upsert); the others are looked up by key."""
+    ids = ids or {}
     turns, participants, companies = [], [], []
     for item in items:
-        key = {"source": item.key.source, "source_type": item.key.source_type, "source_id": item.key.source_id}
+        key = {"source": item.key.source, "source_type": item.key.source_type, "source_id": item.key.source_id,
+               "iid": ids.get(item.key)}
         turns.extend(key | row for row in turns_of[item.key].values())
         participants.extend(key | row for row in participants_of[item.key].values())
         for c in dict.fromkeys(item.companies):

@@ -124,8 +124,13 @@ def _calls(rec: dict, ctx: Any, out: Outcome) -> None:
 
 
 def _ms(value: Any) -> Optional[int]:
+    if type(value) is int and -_EXACT <= value <= _EXACT:  # the usual case; float() keeps it exact
+        return value
     n = number(value)
     return int(round(n)) if n is not None else None
+
+
+_EXACT = 2**53
 
 
 def _transcripts(rec: dict, ctx: Any, out: Outcome) -> None:

@@ -134,3 +134,25 @@ def test_identities_from_earlier_batches_and_earlier_runs_name_the_speakers(doma
             "SELECT t.speaker_name, t.text FROM interaction_turns t JOIN interactions i ON i.id = t.interaction_id "
             "WHERE i.source = 'slack' ORDER BY t.start_ms")).all()
     assert [tuple(t) for t in turns] == [("Ada Park", "hello"), ("Ada Park", "ping @Bo Chen")]
+
+
+def test_children_land_on_their_interaction_with_and_without_a_known_id(domain):
+    """Child rows carry the id RETURNING gave, or are matched by key when it gave none (unchanged
+    interaction): both ways they attach to the right interaction, and a wrong key attaches nothing."""
+    from ingest_worker import upserts
+
+    _write(domain, _call("k1", "One", [("s1", "First.", 0)]), _call("k2", "Two", [("s1", "Second.", 0)]))
+    with db.transaction(domain) as conn:
+        ids = dict(conn.execute(sa.text("SELECT source_id, id FROM interactions WHERE source_id IN ('k1', 'k2')")).all())
+        items = [_call("k1", "One", [("s1", "First.", 0), ("s1", "More.", 5)]),
+                 _call("k2", "Two", [("s1", "Second.", 0), ("s1", "Also.", 5)]),
+                 _call("missing", "Nope", [("s1", "Lost.", 0)])]
+        turns_of = {i.key: upserts.turn_rows(i) for i in items}
+        participants_of = {i.key: upserts.participant_rows(i) for i in items}
+        known = {items[0].key: ids["k1"]}  # k2 (and the missing key) go by key
+        changed = upserts.upsert_children(conn, items, turns_of, participants_of, known)
+        assert changed == {ids["k1"], ids["k2"]}
+        rows = conn.execute(sa.text(
+            "SELECT i.source_id, t.turn_key FROM interaction_turns t JOIN interactions i ON i.id = t.interaction_id "
+            "WHERE i.source_id IN ('k1', 'k2', 'missing') ORDER BY 1, 2")).all()
+    assert [tuple(r) for r in rows] == [("k1", "s1:0"), ("k1", "s1:5"), ("k2", "s1:0"), ("k2", "s1:5")]

@@ -155,3 +155,28 @@ def test_custom_limits():
     assert all(c.token_count <= 30 for c in chunks)
     for prev, nxt in zip(chunks, chunks[1:]):
         assert nxt.text.split("\n")[0] != prev.text.split("\n")[-1]
+
+
+def test_chunk_id_for_is_uuid5_of_key_and_ordinal():
+    import uuid
+
+    from common import chunking
+
+    for key in ("gong:extensiveCalls:123", "slack:threads:C1:1700000000.000100", "hubspot:x:é ü 漢字", ""):
+        for ordinal in (0, 1, 17, 1234):
+            expected = str(uuid.uuid5(chunking.CHUNK_NAMESPACE, f"{key}#{ordinal}"))
+            assert chunking.chunk_id_for(key, ordinal) == expected
+
+
+def test_squash_equals_the_whitespace_regex_on_every_code_point():
+    import re
+    import sys
+
+    from common import chunking
+
+    ws = re.compile(r"\s")
+    chars = [chr(cp) for cp in range(sys.maxunicode + 1)]
+    # str.split() splits on str.isspace characters: the same set as \s, so both squash alike
+    assert [c for c in chars if ws.match(c)] == [c for c in chars if c.isspace()]
+    for text in (" a\u2003\u2003b \n", "\tx\x1c\x1fy\xa0", "", "   ", "one"):
+        assert chunking._squash(text) == re.sub(r"\s+", " ", text).strip()

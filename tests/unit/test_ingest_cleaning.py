@@ -88,3 +88,39 @@ def test_chunk_token_counts_equal_the_estimate_of_their_text():
         body = "\n\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(1, 300))) for _ in range(3))
         for draft in chunking.chunk_interaction(f"k:{n}", rng.choice(["call", "note"]), "A title", body, turns):
             assert draft.token_count == chunking.estimate_tokens(draft.text)
+
+
+def test_sensitive_precheck_on_random_grouped_numbers():
+    """Digit groups of card, SSN, phone and date lengths with mixed separators: the narrower
+    pre-check (13-digit run, 4-4-4 / 4-6-4 groups, SSN shape) never skips a maskable value."""
+    rng = random.Random(11)
+    for _ in range(20000):
+        groups = [str(rng.randrange(10 ** n)).zfill(n) for n in
+                  (rng.choice((2, 3, 4, 5, 6, 8, 13, 15, 16, 19)) for _ in range(rng.randint(1, 5)))]
+        text = "".join(g + rng.choice(("", " ", "-", "-", " ", ".", "x")) for g in groups)
+        assert pii.mask_sensitive(text) == pii.mask(text, pii.SENSITIVE), text
+
+
+def test_sensitive_precheck_passes_valid_cards_in_every_layout():
+    for text in ("4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111", "378282246310005",
+                 "3782 822463 10005", "3782-822463-10005", "4111 1111 1111 1111 111", "123-45-6789"):
+        assert pii._SENSITIVE_HINT.search(text), text
+        assert pii.mask_sensitive(f"x {text} y") != f"x {text} y", text
+
+
+def test_merge_interactions_copies_only_repeated_keys_and_never_mutates_inputs():
+    from ingest_worker import model, store
+
+    key = model.IdentityKey("slack", "threads", "C1:1")
+    first = model.Interaction(key=key, kind="thread", title="t", turns=[model.Turn("1", "a")],
+                              metadata={"extra": {"1": {}}}, partial=True)
+    second = model.Interaction(key=key, kind="thread", body="b", turns=[model.Turn("2", "b")],
+                               metadata={"bot": [2]}, partial=True)
+    lone = model.Interaction(key=model.IdentityKey("slack", "threads", "C1:2"), kind="thread")
+    merged = store._merge_interactions([first, lone, second])
+    assert merged[1] is lone  # a key seen once passes through
+    assert [t.turn_key for t in merged[0].turns] == ["1", "2"]
+    assert (merged[0].title, merged[0].body) == ("t", "b")
+    assert merged[0].metadata == {"extra": {"1": {}}, "bot": [2]}
+    assert [t.turn_key for t in first.turns] == ["1"] and first.metadata == {"extra": {"1": {}}}
+    assert first.body is None and [t.turn_key for t in second.turns] == ["2"]

@@ -428,3 +428,11 @@ def test_salesforce_malformed_records():
                                      ["list"], {"Id": "00T3"}])
     assert out.processed == 1 and len(out.dead) == 3
     assert all(d.reason for d in out.dead) and out.dead[2].record == {"value": ["list"]}
+
+
+def test_gong_ms_fast_path_for_ints_equals_the_float_path():
+    from ingest_worker.sources import gong
+
+    for value in (0, 1, -5, 123456789, 2**53, -(2**53), 2**53 + 1, 10**18, True, None, "", "12.6", 7.5, 8.5):
+        n = text.number(value)
+        assert gong._ms(value) == (int(round(n)) if n is not None else None), value
