@@ -1,6 +1,7 @@
 """Embedding and vector search figures (issue 5, item 6), all in one run:
 
-    .venv/bin/python bench/embed.py [--scale 0] [--vectors 100000] [--queries 200]
+    .venv/bin/python bench/embed.py [--scale 0] [--vectors 100000] [--queries 200] [--warmup 100]
+        [--data-dir DIR] [--shared-buffers 4GB] [--ef-search 100,400]
 
 1. Raw model vs embed phase on the same chunks: the sample (or ``generate --scale N``) is
    processed into chunks; (a) the local embedder embeds their masked texts in batches of
@@ -11,6 +12,11 @@
    ef_construction=64, cosine) built after the load; p50/p99 of query embedding + filtered
    ``PgVectorStore.search`` (k=10), without filters, by source and by a 90-day window; recall@10
    of HNSW against exact search on the same queries; the hybrid ``search()`` function as well.
+
+Before the timed series, ``--warmup`` other queries warm the server (index pages, model, pool), as
+in a serving process. ``--data-dir DIR`` keeps the embedded stack and the loaded vectors, so a 1M
+build is paid once and later runs with the same ``--vectors/--centers/--seed`` only query;
+``--shared-buffers`` sizes the embedded server's buffer cache (restarting it once).
 
 Starts an embedded Postgres (or uses PAYREADY_DATABASE_URL). Prints figures, ``uptime`` load, and
 a one-line JSON summary last.
