@@ -45,6 +45,22 @@ def create_key(settings: Settings, name: str) -> str:
     return key
 
 
+def revoke_keys(settings: Settings, name: str) -> int:
+    """Revoke every active key called ``name``; how many. API processes refuse them once their
+    key cache entry expires (``KEY_CACHE_SECONDS``)."""
+    with db.transaction(settings) as conn:
+        return conn.execute(sa.text("UPDATE api_keys SET revoked_at = now() WHERE name = :n AND revoked_at IS NULL"),
+                            {"n": name}).rowcount
+
+
+def list_keys(settings: Settings) -> list[dict]:
+    """The domain's keys, oldest first, without their hashes."""
+    with db.transaction(settings) as conn:
+        rows = conn.execute(sa.text("SELECT name, created_at, last_used_at, revoked_at FROM api_keys "
+                                    "ORDER BY created_at, name")).mappings().all()
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()} for row in rows]
+
+
 def _presented_key() -> str:
     """The key from ``Authorization: Bearer <key>``, or Basic with the key as password (browsers)."""
     header = request.headers.get("Authorization", "")

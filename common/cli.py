@@ -133,6 +133,22 @@ def cmd_keys(args: argparse.Namespace) -> int:
     s = _settings()
     if not _has_database(s):
         return 2
+    if args.keys_command == "list":
+        keys = auth.list_keys(s)
+        if args.json:
+            print(json.dumps(keys, indent=2))
+        for k in [] if args.json else keys:
+            state = f"revoked {k['revoked_at']}" if k["revoked_at"] else "active"
+            print(f"{k['name']:<24} created {k['created_at']}  last used {k['last_used_at'] or 'never'}  {state}")
+        return 0
+    if args.keys_command == "revoke":
+        revoked = auth.revoke_keys(s, args.name)
+        if not revoked:
+            print(f"no active API key named {args.name!r} in domain {s.domain}", file=sys.stderr)
+            return 1
+        print(f"revoked {revoked} key(s) named {args.name!r}; running API processes refuse them within "
+              f"{auth.KEY_CACHE_SECONDS:g} s (their key cache)", file=sys.stderr)
+        return 0
     key = auth.create_key(s, args.name)
     print(f"created API key {args.name!r} for domain {s.domain}; it is shown once:", file=sys.stderr)
     print(key)
@@ -341,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     kc = ksub.add_parser("create", help="create an API key for this domain")
     kc.add_argument("--name", required=True)
     kc.set_defaults(fn=cmd_keys)
+    kr = ksub.add_parser("revoke", help="revoke every active key of this name")
+    kr.add_argument("--name", required=True)
+    kr.set_defaults(fn=cmd_keys)
+    kl = ksub.add_parser("list", help="this domain's keys (names and dates, never the keys)")
+    kl.add_argument("--json", action="store_true")
+    kl.set_defaults(fn=cmd_keys)
     dl = sub.add_parser("deadletters", help="dead-lettered records")
     dlsub = dl.add_subparsers(dest="deadletters_command", required=True)
     rd = dlsub.add_parser("redrive", help="run dead letters through the processors again (after a fix)")

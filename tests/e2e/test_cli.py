@@ -1,4 +1,4 @@
-"""The CLI contract (DESIGN §8): sync --wait --json, status --json, keys create, config errors."""
+"""The CLI contract (DESIGN §8): sync --wait --json, status --json, keys create/revoke/list, config errors."""
 from __future__ import annotations
 
 import json
@@ -48,6 +48,23 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(domain):
     assert made.returncode == 0
     last = made.stdout.strip().splitlines()[-1]
     assert last.startswith(f"pr_{domain.domain}.") and " " not in last
+
+
+def test_keys_revoke_stops_the_key_and_list_shows_it(domain):
+    from api import auth
+
+    env = _process_env(domain)
+    key = _cli(["keys", "create", "--name", "leaver"], env).stdout.strip().splitlines()[-1]
+    _cli(["keys", "create", "--name", "stayer"], env)
+    assert auth.KeyStore(domain).lookup(key) == ("leaver", domain.domain)
+    revoked = _cli(["keys", "revoke", "--name", "leaver"], env)
+    assert revoked.returncode == 0 and "revoked 1 key" in revoked.stderr
+    assert auth.KeyStore(domain).lookup(key) is None  # a fresh cache (or an expired entry) refuses it
+    listed = {k["name"]: k for k in json.loads(_cli(["keys", "list", "--json"], env).stdout)}
+    assert listed["leaver"]["revoked_at"] and listed["stayer"]["revoked_at"] is None
+    assert key not in json.dumps(listed) and auth.hash_key(key) not in json.dumps(listed)
+    again = _cli(["keys", "revoke", "--name", "leaver"], env)
+    assert again.returncode == 1 and "no active API key named 'leaver'" in again.stderr
 
 
 def test_bad_configuration_fails_at_start_naming_the_variable(tmp_path):
