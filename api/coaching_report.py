@@ -15,21 +15,16 @@ from api.coaching import CallData, CoachingConfig, Turn
 from api.services import NotFound, parse_uuid
 from common import db
 from common.settings import Settings
+from embed_worker.stores import SearchFilters, interaction_filter_sql
 
 DEFINITIONS = "docs/coaching.md"
 
 
 def load_calls(conn: sa.engine.Connection, start: Optional[dt.datetime], end: Optional[dt.datetime],
                rep_id: Optional[str] = None) -> list[CallData]:
-    where = ["i.source = 'gong'", "i.kind = 'call'", "NOT i.deleted",
-             "EXISTS (SELECT 1 FROM interaction_turns t WHERE t.interaction_id = i.id)"]
     params: dict = {}
-    if start:
-        where.append("i.occurred_at >= :start")
-        params["start"] = start
-    if end:
-        where.append("i.occurred_at < :end")
-        params["end"] = end
+    where = interaction_filter_sql(SearchFilters(sources=("gong",), kinds=("call",), since=start, until=end), params)
+    where.append("EXISTS (SELECT 1 FROM interaction_turns t WHERE t.interaction_id = i.id)")
     if rep_id:
         where.append("EXISTS (SELECT 1 FROM participants p JOIN entity_mappings em ON em.source = 'gong' "
                      "AND em.source_type = p.source_type AND em.source_id = p.source_id "

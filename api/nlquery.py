@@ -33,6 +33,7 @@ from api.context_pruning import ContextItem, prune
 from api.query_parse import KnownEntity, ParsedQuery
 from common import db, pii
 from common.settings import Settings
+from embed_worker.stores import SearchFilters, interaction_filter_sql
 
 log = logging.getLogger(__name__)
 CACHE_TTL_SECONDS = 7 * 24 * 3600  # the warm tier's TTL (DESIGN §6)
@@ -117,23 +118,14 @@ def _entity_interactions(conn: sa.engine.Connection, parsed: ParsedQuery) -> Opt
 def _filtered_chunks(conn: sa.engine.Connection, parsed: ParsedQuery, allowed_ids: Optional[set[int]],
                      exclude: set[str], n: int) -> list[dict]:
     """Chunks of interactions that pass the filters, by full-text match of the question then recency."""
-    where = ["NOT i.deleted", "NOT (c.id::text = ANY(:exclude))"]
     params: dict = {"exclude": list(exclude), "n": n}
+    where = interaction_filter_sql(SearchFilters(sources=tuple(parsed.sources or ()) or None,
+                                                 kinds=tuple(parsed.kinds or ()) or None,
+                                                 since=parsed.start, until=parsed.end), params)
+    where.append("NOT (c.id::text = ANY(:exclude))")
     if allowed_ids is not None:
         where.append("i.id = ANY(:ids)")
         params["ids"] = list(allowed_ids)
-    if parsed.start:
-        where.append("i.occurred_at >= :start")
-        params["start"] = parsed.start
-    if parsed.end:
-        where.append("i.occurred_at < :end")
-        params["end"] = parsed.end
-    if parsed.sources:
-        where.append("i.source = ANY(:sources)")
-        params["sources"] = parsed.sources
-    if parsed.kinds:
-        where.append("i.kind = ANY(:kinds)")
-        params["kinds"] = parsed.kinds
     words = [w for w in re.findall(r"[a-z0-9]+", parsed.text.lower()) if len(w) > 2]
     params["q"] = " | ".join(words) or "x"
     rows = conn.execute(sa.text(

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from common import db
 from common.settings import Settings
+from embed_worker.stores import SearchFilters, interaction_filter_sql
 
 
 class NotFound(LookupError):
@@ -62,20 +63,9 @@ def timeline(settings: Settings, entity_id: str, *, start: Optional[dt.datetime]
 
     This is the cold tier; the API serves it through ``common.timeline_cache``."""
     entity_id = parse_uuid(entity_id)
-    where = []
     params: dict = {"eid": entity_id, "limit": limit + 1}
-    if start:
-        where.append("i.occurred_at >= :start")
-        params["start"] = start
-    if end:
-        where.append("i.occurred_at < :end")
-        params["end"] = end
-    if sources:
-        where.append("i.source = ANY(:sources)")
-        params["sources"] = sources
-    if kinds:
-        where.append("i.kind = ANY(:kinds)")
-        params["kinds"] = kinds
+    where = interaction_filter_sql(SearchFilters(sources=tuple(sources or ()) or None,
+                                                 kinds=tuple(kinds or ()) or None, since=start, until=end), params)
     if cursor:
         at, iid = decode_cursor(cursor)
         where.append("(i.occurred_at, i.id) < (:c_at, :c_id)")
