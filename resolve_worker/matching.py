@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from resolve_worker import blocking, clustering, scoring
+from resolve_worker import blocking, clustering, scoring, twins
 from resolve_worker import normalise as nz
 from resolve_worker.normalise import (SHARED_LOCAL_PARTS, WEBMAIL, is_shared_inbox,  # noqa: F401 - API
                                       normalise_company_name, normalise_domain, normalise_email)
@@ -106,7 +106,10 @@ def _company_record(i: int, row: IdentityRow) -> scoring.CompanyRecord:
 
 def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: Constraints,
                        pair_log: Optional[list]) -> list[Mapping]:
-    records = [_company_record(i, r) for i, r in enumerate(rows)]
+    all_rows, all_records = rows, _company_records(rows)
+    reps, rep_of, self_links = twins.collapse(rows, all_records, _self_link(scoring.score_companies),
+                                              _protected(rows, constraints))
+    rows, records = [all_rows[i] for i in reps], [all_records[i] for i in reps]
     exact: dict = defaultdict(list)
     fuzzy: dict = defaultdict(list)
     for i, (row, rec) in enumerate(zip(rows, records)):
@@ -121,9 +124,39 @@ def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: 
             fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1])[:3] if len(tokens) > 1 else "",
                    scoring.digits(rec.name))].append(i)
     summaries = [scoring.CompanySummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
-    return _cluster(rows, records, summaries, exact, fuzzy,
+    maps = _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name or "" for rec in records], scoring.score_companies, incremental, constraints,
-                    "company", links=[], pair_log=pair_log)
+                    "company", links=[], pair_log=pair_log, weights=twins.weights(reps, rep_of))
+    return twins.fan_out(maps, all_rows, all_records, reps, rep_of, self_links, Mapping)
+
+
+def _company_records(rows: list[IdentityRow]) -> list[scoring.CompanyRecord]:
+    """One record per row; identical rows share one record object (their twins collapse)."""
+    out, same = [], {}
+    for i, row in enumerate(rows):
+        rec = _company_record(i, row)
+        out.append(same.setdefault(rec.signature(), rec))
+    return out
+
+
+def _self_link(score_fn):  # noqa: ANN001, ANN202
+    """A record against itself: (confidence, (method, evidence)) when that link is accepted, else None."""
+    def link(rec):  # noqa: ANN001, ANN202
+        score, why = score_fn(rec, rec)
+        conf = scoring.confidence(score)
+        return (conf, (_method(why), why)) if conf >= scoring.THRESHOLD else None
+    return link
+
+
+def _protected(rows: list[IdentityRow], constraints: Constraints) -> set[Key]:
+    """Keys that must stay their own node: named by a manual decision or by a source link."""
+    out = {r.linked_key for r in rows if r.linked_key}
+    for keys, _ in constraints.must:
+        out.update(keys)
+    for group_a, group_b in constraints.cannot:
+        out.update(group_a)
+        out.update(group_b)
+    return out
 
 
 class _CompanyContext:
@@ -273,7 +306,10 @@ def _name_keys(name: nz.PersonName) -> tuple[str, set[str], str]:
 
 def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremental: bool,
                      constraints: Constraints, pair_log: Optional[list]) -> list[Mapping]:
-    records = _person_records(rows, context)
+    all_rows, all_records = rows, _person_records(rows, context)
+    reps, rep_of, self_links = twins.collapse(rows, all_records, _self_link(scoring.score_persons),
+                                              _protected(rows, constraints))
+    rows, records = [all_rows[i] for i in reps], [all_records[i] for i in reps]
     exact: dict = defaultdict(list)
     fuzzy: dict = defaultdict(list)
     # name-only blocks grow with the square of a common name's count: they only pair a record that
@@ -309,10 +345,11 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
              and not rows[index[r.linked_key]].pinned]
     summaries = [scoring.PersonSummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
-    return _cluster(rows, records, summaries, exact, fuzzy,
+    maps = _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
                     incremental, constraints, "person", links=links, pair_log=pair_log,
-                    name_blocks=(by_name, no_employer), keys=keys)
+                    name_blocks=(by_name, no_employer), keys=keys, weights=twins.weights(reps, rep_of))
+    return twins.fan_out(maps, all_rows, all_records, reps, rep_of, self_links, Mapping)
 
 
 def _first_keys(first: str) -> set[str]:
@@ -336,7 +373,8 @@ def _method(why: list[str]) -> str:
 
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
              constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
-             name_blocks: Optional[tuple] = None, keys: Optional[list[Key]] = None) -> list[Mapping]:
+             name_blocks: Optional[tuple] = None, keys: Optional[list[Key]] = None,
+             weights: Optional[list[int]] = None) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
@@ -377,7 +415,7 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             mine = best.get(me)
             if mine is None or conf > mine[0]:
                 best[me] = (conf, other, payload)
-    return _mappings(rows, keys, clusters, best, entity_type)
+    return _mappings(rows, keys, clusters, best, entity_type, weights)
 
 
 def _signature_ids(records: list) -> list[int]:
@@ -414,8 +452,13 @@ def _apply_constraints(clusters: clustering.Clusters, rows: list[IdentityRow], i
 
 
 def _mappings(rows: list[IdentityRow], keys: list[Key], clusters: clustering.Clusters, best: dict,
-              entity_type: str) -> list[Mapping]:
-    groups = sorted(clusters.groups().items(), key=lambda kv: -len(kv[1]))
+              entity_type: str, weights: Optional[list[int]] = None) -> list[Mapping]:
+    """``weights``: how many identities each row stands for (collapsed twins): bigger entities
+    choose their existing id first, and an id counts once per identity."""
+    if weights is None:
+        groups = sorted(clusters.groups().items(), key=lambda kv: -len(kv[1]))
+    else:
+        groups = sorted(clusters.groups().items(), key=lambda kv: -sum(weights[m] for m in kv[1]))
     pinned_ids = {r.existing_entity_id for r in rows if r.pinned and r.existing_entity_id}
     taken: set[str] = set(pinned_ids)
     out: list[Mapping] = []
@@ -438,7 +481,8 @@ def _mappings(rows: list[IdentityRow], keys: list[Key], clusters: clustering.Clu
             continue
         entity_id = clusters.anchor[root]
         if entity_id is None:
-            existing = [eid for eid in (rows[m].existing_entity_id for m in live) if eid]
+            existing = [eid for m in live for eid in [rows[m].existing_entity_id] * (weights[m] if weights else 1)
+                        if eid]
             if existing:
                 entity_id = next((eid for eid, _ in Counter(existing).most_common() if eid not in taken), None)
         entity_id = entity_id or str(uuid.uuid4())
