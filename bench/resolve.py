@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest_worker.generate import generate  # noqa: E402
-from resolve_worker import evaluation, matching, scoring  # noqa: E402
+from resolve_worker import evaluation, matching, records, scoring  # noqa: E402
 from resolve_worker import normalise as nz  # noqa: E402
 
 THRESHOLD = scoring.THRESHOLD
@@ -44,7 +44,7 @@ def cold() -> None:
     nickname tables stay loaded: both would load them once per process)."""
     nz._nicknamer()
     nz._extra_nicknames()
-    for module in (nz, scoring, matching):
+    for module in (nz, scoring, matching, records):
         for name, value in vars(module).items():
             if hasattr(value, "cache_clear") and name not in _TABLES:
                 value.cache_clear()

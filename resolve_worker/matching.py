@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import functools
 import gc
-import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from resolve_worker import blocking, clustering, scoring, twins
+from resolve_worker import blocking, clustering, mappings, scoring, twins
+from resolve_worker.records import CompanyContext as _CompanyContext  # noqa: F401 - tests use it
+from resolve_worker.records import company_records as _company_records
+from resolve_worker.records import person_records as _person_records
 from resolve_worker import normalise as nz
 from resolve_worker.normalise import (SHARED_LOCAL_PARTS, WEBMAIL, is_shared_inbox,  # noqa: F401 - API
                                       normalise_company_name, normalise_domain, normalise_email)
@@ -99,11 +101,6 @@ def _resolve(rows: list[IdentityRow], incremental: bool, constraints: Constraint
 
 
 # ---------------------------------------------------------------------------- companies
-def _company_record(i: int, row: IdentityRow) -> scoring.CompanyRecord:
-    return scoring.CompanyRecord(i, nz.normalise_company_name(row.name), frozenset(nz.company_domains(row.domains)),
-                                 nz.normalise_phone(row.phone))
-
-
 def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: Constraints,
                        pair_log: Optional[list]) -> list[Mapping]:
     all_rows, all_records = rows, _company_records(rows)
@@ -124,19 +121,10 @@ def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: 
             fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1])[:3] if len(tokens) > 1 else "",
                    scoring.digits(rec.name))].append(i)
     summaries = [scoring.CompanySummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
-    maps = _cluster(rows, records, summaries, exact, fuzzy,
+    return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name or "" for rec in records], scoring.score_companies, incremental, constraints,
-                    "company", links=[], pair_log=pair_log, weights=twins.weights(reps, rep_of))
-    return twins.fan_out(maps, all_rows, all_records, reps, rep_of, self_links, Mapping)
-
-
-def _company_records(rows: list[IdentityRow]) -> list[scoring.CompanyRecord]:
-    """One record per row; identical rows share one record object (their twins collapse)."""
-    out, same = [], {}
-    for i, row in enumerate(rows):
-        rec = _company_record(i, row)
-        out.append(same.setdefault(rec.signature(), rec))
-    return out
+                    "company", links=[], pair_log=pair_log,
+                    twins=(twins.of_reps(all_rows, all_records, reps, rep_of, self_links), reps))
 
 
 def _self_link(score_fn):  # noqa: ANN001, ANN202
@@ -157,123 +145,6 @@ def _protected(rows: list[IdentityRow], constraints: Constraints) -> set[Key]:
         out.update(group_a)
         out.update(group_b)
     return out
-
-
-class _CompanyContext:
-    """Where a person works, as company entity ids: by company identity, company name, email domain."""
-
-    def __init__(self, rows: list[IdentityRow], maps: list[Mapping]):
-        self.by_key = {m.key: m.entity_id for m in maps}
-        by_row = {r.key: r for r in rows}
-        names: dict[str, set[str]] = defaultdict(set)
-        domains: dict[str, set[str]] = defaultdict(set)
-        for m in maps:
-            row = by_row[m.key]
-            name = nz.normalise_company_name(row.name)
-            if name:
-                names[name].add(m.entity_id)
-            for d in nz.company_domains(row.domains):
-                domains[d].add(m.entity_id)
-        # a name or domain shared by two companies says nothing on its own
-        self.by_name = {k: next(iter(v)) for k, v in names.items() if len(v) == 1}
-        self.by_domain = {k: next(iter(v)) for k, v in domains.items() if len(v) == 1}
-
-    def of(self, row: IdentityRow, work_domains: Iterable[str]) -> frozenset[str]:
-        out = set()
-        if row.company_source_id:
-            eid = self.by_key.get((row.source, row.company_source_type, row.company_source_id))
-            if eid:
-                out.add(eid)
-        name = nz.normalise_company_name(row.company_name)
-        if name:
-            out.add(self.by_name.get(name, "name:" + name))
-        for d in work_domains:
-            if d in self.by_domain:
-                out.add(self.by_domain[d])
-        return frozenset(out)
-
-
-# ---------------------------------------------------------------------------- persons
-def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
-    """Addresses that identify nobody: seen with names that cannot be one person (a team mailbox
-    under a personal name), or a personal (webmail) address seen at two unrelated employers."""
-    names: dict[str, set] = defaultdict(set)
-    employers: dict[str, set] = defaultdict(set)
-    for name, emails, companies, work in parsed:
-        employer = companies | work
-        for email in emails:
-            if name is not None and len(names[email]) < 8:
-                names[email].add(name)
-            if employer and _email_facts(email)[1] is None and len(employers[email]) < 8:
-                employers[email].add(employer)
-    out = set()
-    for email, seen in names.items():
-        if len(seen) > 1:
-            seen = list(seen)
-            if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
-                out.add(email)
-    for email, seen in employers.items():
-        if len(seen) > 1:
-            seen = list(seen)
-            if any(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:]):
-                out.add(email)
-    return out
-
-
-@functools.lru_cache(maxsize=262_144)
-def _email_facts(email: str) -> tuple[bool, Optional[str]]:
-    """(is a shared inbox, employer domain or None) of a normalised address."""
-    domain = nz.registrable(nz.email_domain(email))
-    return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
-
-
-def _identifying_emails(raws: list) -> tuple[list[str], frozenset[str]]:
-    """A row's identifying addresses (normalised, no shared inbox) and the employer domains in them."""
-    emails = [e for e in map(nz.normalise_email, raws) if e and not _email_facts(e)[0]]
-    return emails, frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
-
-
-def _person_records(rows: list[IdentityRow], context: _CompanyContext) -> list[scoring.PersonRecord]:
-    """One record per row; identical rows (a rep on every call, a contact in two tools: a third of
-    the rows at 100k) share one record, normalised and parsed once."""
-    parsed, parsed_of, emails_of = [], {}, {}
-    for row in rows:
-        try:  # the same addresses recur across sources; junk (unhashable) input is not memoised
-            raw_emails = tuple(row.emails)
-            emails, work = emails_of.get(raw_emails) or emails_of.setdefault(
-                raw_emails, _identifying_emails(row.emails))
-            raw = (row.name, raw_emails, row.source, row.company_source_type, row.company_source_id,
-                   row.company_name)
-            facts = parsed_of.get(raw)
-        except TypeError:
-            (emails, work), raw, facts = _identifying_emails(row.emails), None, None
-        if facts is None:
-            facts = (nz.parse_person_name(row.name), emails, context.of(row, work), work)
-            if raw is not None:
-                parsed_of[raw] = facts
-        parsed.append(facts)
-    # each distinct row once: the check is about which values meet, not how often
-    ambiguous = _ambiguous_emails(list({id(f): f for f in parsed}.values()))
-    records, record_of, same_record = [], {}, {}
-    for i, (row, facts) in enumerate(zip(rows, parsed)):
-        shape = (id(facts), row.phone, row.title, bool(row.is_internal))
-        try:
-            rec = record_of.get(shape)
-        except TypeError:  # an unhashable phone or title: junk, normalised to None below
-            shape, rec = None, None
-        if rec is None:
-            name, emails, companies, work = facts
-            if ambiguous and not ambiguous.isdisjoint(emails):
-                emails = [e for e in emails if e not in ambiguous]
-                work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
-            rec = scoring.PersonRecord(i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
-                                       nz.normalise_title(row.title), companies, bool(row.is_internal))
-            # one object per distinct record, whichever source said it: keys and ids computed once
-            rec = same_record.setdefault(rec.signature(), rec)
-            if shape is not None:
-                record_of[shape] = rec
-        records.append(rec)
-    return records
 
 
 def _person_block_keys(rec: scoring.PersonRecord) -> tuple[list, list, list, tuple]:
@@ -345,11 +216,11 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
              and not rows[index[r.linked_key]].pinned]
     summaries = [scoring.PersonSummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
-    maps = _cluster(rows, records, summaries, exact, fuzzy,
+    return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
                     incremental, constraints, "person", links=links, pair_log=pair_log,
-                    name_blocks=(by_name, no_employer), keys=keys, weights=twins.weights(reps, rep_of))
-    return twins.fan_out(maps, all_rows, all_records, reps, rep_of, self_links, Mapping)
+                    name_blocks=(by_name, no_employer), keys=keys,
+                    twins=(twins.of_reps(all_rows, all_records, reps, rep_of, self_links), reps))
 
 
 def _first_keys(first: str) -> set[str]:
@@ -359,22 +230,13 @@ def _first_keys(first: str) -> set[str]:
 
 
 # ---------------------------------------------------------------------------- clustering
-_METHOD_BY_EVIDENCE = (("linked=", "source_link"), ("email=", "email_exact"), ("domain=", "domain_exact"),
-                       ("name=", "name_exact"), ("phone=", "phone_exact"))
-
-
-def _method(why: list[str]) -> str:
-    kinds = {w.partition("=")[0] + "=" for w in why}  # "email=a@b.c" -> "email="
-    for prefix, method in _METHOD_BY_EVIDENCE:
-        if prefix in kinds:
-            return method
-    return "name_fuzzy"
+_method = mappings.method
 
 
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
              constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
              name_blocks: Optional[tuple] = None, keys: Optional[list[Key]] = None,
-             weights: Optional[list[int]] = None) -> list[Mapping]:
+             twins: tuple = (None, None)) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
@@ -407,6 +269,9 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
         links.append((kind[1], a, b, kind[2]))
     if pair_log is not None:
         pair_log.extend((keys[a], keys[b], conf) for conf, a, b, _ in links)
+        for m, twin in enumerate(twins[0] or ()):  # collapsed pairs, as a row-by-row run scored them
+            if twin:
+                pair_log.extend((keys[m], t.key, twin[2][0]) for t in twin[0])
     applied = clustering.apply_links(clusters, links, scoring.THRESHOLD)
     best: dict[int, tuple[float, int, tuple]] = {}
     for (a, b), payload in applied.items():
@@ -415,7 +280,7 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             mine = best.get(me)
             if mine is None or conf > mine[0]:
                 best[me] = (conf, other, payload)
-    return _mappings(rows, keys, clusters, best, entity_type, weights)
+    return mappings.build(rows, keys, clusters.groups(), clusters.anchor, best, entity_type, Mapping, *twins)
 
 
 def _signature_ids(records: list) -> list[int]:
@@ -449,66 +314,3 @@ def _apply_constraints(clusters: clustering.Clusters, rows: list[IdentityRow], i
     for tag, (group_a, group_b) in enumerate(constraints.cannot, start=1):
         clusters.add_cannot_link([index[k] for k in group_a if k in index],
                                  [index[k] for k in group_b if k in index], tag)
-
-
-def _mappings(rows: list[IdentityRow], keys: list[Key], clusters: clustering.Clusters, best: dict,
-              entity_type: str, weights: Optional[list[int]] = None) -> list[Mapping]:
-    """``weights``: how many identities each row stands for (collapsed twins): bigger entities
-    choose their existing id first, and an id counts once per identity."""
-    if weights is None:
-        groups = sorted(clusters.groups().items(), key=lambda kv: -len(kv[1]))
-    else:
-        groups = sorted(clusters.groups().items(), key=lambda kv: -sum(weights[m] for m in kv[1]))
-    pinned_ids = {r.existing_entity_id for r in rows if r.pinned and r.existing_entity_id}
-    taken: set[str] = set(pinned_ids)
-    out: list[Mapping] = []
-    method_of: dict[int, str] = {}  # by evidence list: pairs of one kind share theirs
-    for root, members in groups:
-        if len(members) == 1 and not rows[members[0]].pinned:  # most entities: one identity
-            row = rows[members[0]]
-            entity_id = clusters.anchor[root]
-            if entity_id is None and row.existing_entity_id and row.existing_entity_id not in taken:
-                entity_id = row.existing_entity_id
-            entity_id = entity_id or str(uuid.uuid4())
-            taken.add(entity_id)
-            out.append(Mapping(keys[members[0]], entity_type, entity_id, 1.0, "singleton",
-                               {"matched_on": [], "cluster_size": 1}))
-            continue
-        live = [m for m in members if not rows[m].pinned]
-        if not live:
-            for m in members:
-                out.append(_pinned(rows[m], entity_type))
-            continue
-        entity_id = clusters.anchor[root]
-        if entity_id is None:
-            existing = [eid for m in live for eid in [rows[m].existing_entity_id] * (weights[m] if weights else 1)
-                        if eid]
-            if existing:
-                entity_id = next((eid for eid, _ in Counter(existing).most_common() if eid not in taken), None)
-        entity_id = entity_id or str(uuid.uuid4())
-        taken.add(entity_id)
-        for m in members:
-            row = rows[m]
-            if row.pinned:
-                out.append(_pinned(row, entity_type))
-            elif m in best and len(live) > 1:
-                conf, other, (method, why) = best[m]
-                if not method:
-                    method = method_of.get(id(why))
-                    if method is None:
-                        method = method_of[id(why)] = _method(why)
-                out.append(Mapping(keys[m], entity_type, entity_id, conf, method,
-                                   {"matched_on": why, "linked_to": list(keys[other]),
-                                    "cluster_size": len(live)}))
-            elif len(live) > 1:
-                out.append(Mapping(keys[m], entity_type, entity_id, 1.0, "manual" if clusters.anchor[root]
-                                   else "existing", {"matched_on": [], "cluster_size": len(live)}))
-            else:
-                out.append(Mapping(keys[m], entity_type, entity_id, 1.0, "singleton",
-                                   {"matched_on": [], "cluster_size": 1}))
-    return out
-
-
-def _pinned(row: IdentityRow, entity_type: str) -> Mapping:
-    return Mapping(row.key, entity_type, row.existing_entity_id or str(uuid.uuid4()), 1.0, "manual",
-                   {"pinned": True})

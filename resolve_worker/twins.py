@@ -48,53 +48,19 @@ def collapse(rows: Sequence, records: Sequence, self_link: Callable[[object], Op
     return reps, rep_of, {k: v for k, v in links.items() if v is not None}
 
 
-def weights(reps: list[int], rep_of: list[int]) -> list[int]:
-    """How many rows each representative stands for (entity ids go to the bigger clusters first)."""
-    count: dict[int, int] = {}
-    for rep in rep_of:
-        count[rep] = count.get(rep, 0) + 1
-    return [count[r] for r in reps]
-
-
-def fan_out(rep_maps: list, rows: Sequence, records: Sequence, reps: list[int], rep_of: list[int],
-            self_links: dict[int, tuple], make_mapping: Callable) -> list:
-    """One mapping per row (in row order) from the representatives' mappings.
-
-    A twin joins its representative's entity, linked to the representative by their self-score
-    (the evidence an identical identity gives); a representative that was alone gets that link
-    too. ``cluster_size`` counts rows, not representatives.
-    """
+def of_reps(rows: Sequence, records: Sequence, reps: list[int], rep_of: list[int],
+            self_links: dict[int, tuple]) -> Optional[list]:
+    """Per representative (``reps`` order): None, or (its twin rows, their input positions, the
+    self link (confidence, (method, evidence)) that ties them to it). None when nothing collapsed."""
     if len(reps) == len(rows):
-        return rep_maps
-    by_key = {m.key: m for m in rep_maps}  # the clustering returns them group by group
-    by_rep = {rep: by_key[rows[rep].key] for rep in reps}
-    twins_of: dict[int, list[int]] = {}
+        return None
+    local = {rep: m for m, rep in enumerate(reps)}
+    out: list = [None] * len(reps)
     for i, rep in enumerate(rep_of):
         if rep != i:
-            twins_of.setdefault(rep, []).append(i)
-    size: dict[str, int] = {}
-    for rep, mapping in by_rep.items():
-        if "cluster_size" in mapping.evidence:
-            size[mapping.entity_id] = size.get(mapping.entity_id, 0) + 1 + len(twins_of.get(rep, ()))
-    out = []
-    for i, row in enumerate(rows):
-        rep = rep_of[i]
-        mapping = by_rep[rep]
-        if rep == i:
-            twins = twins_of.get(i)
-            # an identical identity is the plainest evidence, as good as any other link it has
-            if twins and (mapping.method == "singleton" or
-                          self_links[id(records[i])][0] >= mapping.confidence):
-                conf, (method, why) = self_links[id(records[i])]
-                mapping = make_mapping(row.key, mapping.entity_type, mapping.entity_id, conf, method,
-                                       {"matched_on": why, "linked_to": list(rows[twins[0]].key),
-                                        "cluster_size": 0})
-            if "cluster_size" in mapping.evidence:
-                mapping.evidence["cluster_size"] = size[mapping.entity_id]
-            out.append(mapping)
-            continue
-        conf, (method, why) = self_links[id(records[i])]
-        out.append(make_mapping(row.key, mapping.entity_type, mapping.entity_id, conf, method,
-                                {"matched_on": why, "linked_to": list(rows[rep].key),
-                                 "cluster_size": size[mapping.entity_id]}))
+            m = local[rep]
+            if out[m] is None:
+                out[m] = ([], [], self_links[id(records[i])])
+            out[m][0].append(rows[i])
+            out[m][1].append(i)
     return out

@@ -1,7 +1,9 @@
 """resolve_worker/twins.py: identical identities are resolved once and fanned out after clustering."""
 from __future__ import annotations
 
-from resolve_worker import twins
+import uuid
+
+from resolve_worker import mappings, twins
 from resolve_worker.matching import IdentityRow, Mapping, resolve
 
 
@@ -38,37 +40,51 @@ def test_collapse_keeps_rows_apart_when_their_record_would_not_link_to_itself():
     assert seen == [a]  # a record with one row is never scored against itself
 
 
-def test_fan_out_gives_twins_their_representatives_entity_and_counts_rows():
+def test_of_reps_lists_each_representatives_twins_and_their_self_link():
+    a, b = object(), object()
+    rows = [row("1"), row("2"), row("3"), row("4")]
+    reps, rep_of, links = twins.collapse(rows, [a, a, b, a], always, set())
+    assert twins.of_reps(rows, [a, a, b, a], reps, rep_of, links) == [([rows[1], rows[3]], [1, 3], always(a)), None]
+    assert twins.of_reps(rows[2:3], [b], [0], [0], {}) is None  # nothing collapsed
+
+
+def test_mappings_fan_twins_out_in_input_order_with_row_counts():
     a, b = object(), object()
     rows = [row("1"), row("2"), row("3"), row("4")]
     records = [a, a, b, a]
     reps, rep_of, links = twins.collapse(rows, records, always, set())
-    rep_maps = [Mapping(rows[2].key, "person", "E2", 1.0, "singleton", {"matched_on": [], "cluster_size": 1}),
-                Mapping(rows[0].key, "person", "E1", 1.0, "singleton", {"matched_on": [], "cluster_size": 1})]
-    out = twins.fan_out(rep_maps, rows, records, reps, rep_of, links, Mapping)
-    assert [m.key for m in out] == [r.key for r in rows]
-    assert [m.entity_id for m in out] == ["E1", "E1", "E2", "E1"]
-    assert out[0].method == "email_exact" and out[0].evidence["linked_to"] == list(rows[1].key)
-    assert out[1].evidence == {"matched_on": [f"email={a}"], "linked_to": list(rows[0].key), "cluster_size": 3}
-    assert out[0].evidence["cluster_size"] == 3 and out[3].confidence == 0.99
-    assert out[2].method == "singleton" and out[2].evidence["cluster_size"] == 1
+    reps_rows = [rows[i] for i in reps]
+    out = mappings.build(reps_rows, [r.key for r in reps_rows], {0: [0], 1: [1]}, [None, None], {}, "person",
+                         Mapping, twins.of_reps(rows, records, reps, rep_of, links), reps)
+    # the biggest entity first, its identities in input order
+    assert [m.key for m in out] == [rows[i].key for i in (0, 1, 3, 2)]
+    one, two, four, three = out
+    assert one.entity_id == two.entity_id == four.entity_id != three.entity_id
+    assert one.method == "email_exact" and one.evidence["linked_to"] == list(rows[1].key)
+    assert two.evidence == {"matched_on": [f"email={a}"], "linked_to": list(rows[0].key), "cluster_size": 3}
+    assert four.confidence == 0.99 and four.evidence["cluster_size"] == 3 and one.evidence["cluster_size"] == 3
+    assert three.method == "singleton" and three.evidence == {"matched_on": [], "cluster_size": 1}
 
 
-def test_fan_out_keeps_a_representatives_better_link():
+def test_mappings_keep_a_representatives_better_link():
     a, b = object(), object()
     rows = [row("1"), row("2"), row("3")]
     records = [a, a, b]
     reps, rep_of, links = twins.collapse(rows, records, always, set())
-    better = {"matched_on": ["name=x"], "linked_to": list(rows[2].key), "cluster_size": 2}
-    rep_maps = [Mapping(rows[0].key, "person", "E", 0.999, "source_link", dict(better)),
-                Mapping(rows[2].key, "person", "E", 0.999, "source_link", dict(better))]
-    out = twins.fan_out(rep_maps, rows, records, reps, rep_of, links, Mapping)
+    best = {0: (0.999, 1, ("source_link", ["linked=x"])), 1: (0.999, 0, ("source_link", ["linked=x"]))}
+    out = mappings.build([rows[0], rows[2]], [rows[0].key, rows[2].key], {0: [0, 1]}, [None, None], best,
+                         "person", Mapping, twins.of_reps(rows, records, reps, rep_of, links), reps)
+    assert [m.key for m in out] == [r.key for r in rows]
     assert out[0].method == "source_link" and out[0].evidence["cluster_size"] == 3
+    assert out[0].evidence["linked_to"] == list(rows[2].key)
     assert out[1].evidence["linked_to"] == list(rows[0].key) and out[2].evidence["cluster_size"] == 3
 
 
-def test_weights_count_rows_per_representative():
-    assert twins.weights([0, 2], [0, 0, 2, 0]) == [3, 1]
+def test_new_ids_are_distinct_version_4_uuids():
+    ids = mappings.new_ids(500)
+    assert len(set(ids)) == 500
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 and str(uuid.UUID(i)) == i
+               for i in ids)
 
 
 # ----------------------------------------------------------------------------- through resolve

@@ -1,0 +1,151 @@
+"""What each identity says, normalised once: person and company records, and where people work.
+
+Identical rows (a rep on every call, a contact in two tools: a third of the rows at 100k) are
+normalised and parsed once and share one record object, which the twin collapse relies on.
+"""
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from operator import attrgetter
+from typing import Iterable, Optional
+
+from resolve_worker import normalise as nz
+from resolve_worker import scoring
+
+
+def company_records(rows: list) -> list[scoring.CompanyRecord]:
+    """One record per row; identical rows share one record object (their twins collapse)."""
+    out, same = [], {}
+    for i, row in enumerate(rows):
+        rec = scoring.CompanyRecord(i, nz.normalise_company_name(row.name), frozenset(nz.company_domains(row.domains)),
+                                    nz.normalise_phone(row.phone))
+        out.append(same.setdefault(rec.signature(), rec))
+    return out
+
+
+class CompanyContext:
+    """Where a person works, as company entity ids: by company identity, company name, email domain."""
+
+    def __init__(self, rows: list, maps: list):
+        self.by_key = {m.key: m.entity_id for m in maps}
+        by_row = {r.key: r for r in rows}
+        names: dict[str, set[str]] = defaultdict(set)
+        domains: dict[str, set[str]] = defaultdict(set)
+        for m in maps:
+            row = by_row[m.key]
+            name = nz.normalise_company_name(row.name)
+            if name:
+                names[name].add(m.entity_id)
+            for d in nz.company_domains(row.domains):
+                domains[d].add(m.entity_id)
+        # a name or domain shared by two companies says nothing on its own
+        self.by_name = {k: next(iter(v)) for k, v in names.items() if len(v) == 1}
+        self.by_domain = {k: next(iter(v)) for k, v in domains.items() if len(v) == 1}
+
+    def of(self, row, work_domains: Iterable[str]) -> frozenset[str]:
+        out = set()
+        if row.company_source_id:
+            eid = self.by_key.get((row.source, row.company_source_type, row.company_source_id))
+            if eid:
+                out.add(eid)
+        name = nz.normalise_company_name(row.company_name)
+        if name:
+            out.add(self.by_name.get(name, "name:" + name))
+        for d in work_domains:
+            if d in self.by_domain:
+                out.add(self.by_domain[d])
+        return frozenset(out)
+
+
+def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
+    """Addresses that identify nobody: seen with names that cannot be one person (a team mailbox
+    under a personal name), or a personal (webmail) address seen at two unrelated employers."""
+    names: dict[str, set] = defaultdict(set)
+    employers: dict[str, set] = defaultdict(set)
+    for name, emails, companies, work in parsed:
+        employer = companies | work
+        for email in emails:
+            if name is not None and len(names[email]) < 8:
+                names[email].add(name)
+            if employer and _email_facts(email)[1] is None and len(employers[email]) < 8:
+                employers[email].add(employer)
+    out = set()
+    for email, seen in names.items():
+        if len(seen) > 1:
+            seen = list(seen)
+            if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
+                out.add(email)
+    for email, seen in employers.items():
+        if len(seen) > 1:
+            seen = list(seen)
+            if any(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:]):
+                out.add(email)
+    return out
+
+
+@functools.lru_cache(maxsize=262_144)
+def _email_facts(email: str) -> tuple[bool, Optional[str]]:
+    """(is a shared inbox, employer domain or None) of a normalised address."""
+    domain = nz.registrable(nz.email_domain(email))
+    return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
+
+
+def _identifying_emails(raws: list) -> tuple[list[str], frozenset[str]]:
+    """A row's identifying addresses (normalised, no shared inbox) and the employer domains in them."""
+    emails = [e for e in map(nz.normalise_email, raws) if e and not _email_facts(e)[0]]
+    return emails, frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+
+
+# what a person row says besides its addresses, read in one C call: rows are bucketed by these
+# values and their addresses before anything is normalised
+_FACTS = attrgetter("name", "source", "company_source_type", "company_source_id", "company_name")
+_DETAILS = attrgetter("phone", "title", "is_internal")
+
+
+def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRecord]:
+    """One record per row; identical rows share one record, normalised and parsed once."""
+    slot_of: dict = {}  # raw row values -> index of the first row saying them
+    firsts: list[int] = []
+    slots: list[int] = []
+    for i, row in enumerate(rows):
+        try:
+            raw = _DETAILS(row) + _FACTS(row) + tuple(row.emails)
+            slot = slot_of.setdefault(raw, len(firsts))
+        except TypeError:  # junk (unhashable) values: a row of its own
+            slot = len(firsts)
+        if slot == len(firsts):
+            firsts.append(i)
+        slots.append(slot)
+    facts_of, emails_of = {}, {}
+    parsed = []
+    for i in firsts:
+        row = rows[i]
+        try:  # the same person facts recur with other phones and titles; the same addresses elsewhere
+            raw_emails = tuple(row.emails)
+            emails, work = emails_of.get(raw_emails) or emails_of.setdefault(
+                raw_emails, _identifying_emails(row.emails))
+            raw = _FACTS(row) + raw_emails
+            facts = facts_of.get(raw)
+        except TypeError:
+            (emails, work), raw, facts = _identifying_emails(row.emails), None, None
+        if facts is None:
+            facts = (nz.parse_person_name(row.name), emails, context.of(row, work), work)
+            if raw is not None:
+                facts_of[raw] = facts
+        parsed.append(facts)
+    # each distinct fact once: the check is about which values meet, not how often
+    ambiguous = _ambiguous_emails(list({id(f): f for f in parsed}.values()))
+    same_record: dict = {}
+    by_slot = []
+    for i, facts in zip(firsts, parsed):
+        row = rows[i]
+        name, emails, companies, work = facts
+        if ambiguous and not ambiguous.isdisjoint(emails):
+            emails = [e for e in emails if e not in ambiguous]
+            work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+        rec = scoring.PersonRecord(i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
+                                   nz.normalise_title(row.title), companies, bool(row.is_internal))
+        # one object per distinct record, whichever source said it: keys and ids computed once
+        by_slot.append(same_record.setdefault(rec.signature(), rec))
+    return [by_slot[s] for s in slots]
