@@ -251,7 +251,8 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
     scored: dict[tuple[int, int], tuple[float, list[str]]] = {}
     # per kind of pair: (score and evidence, confidence, link payload)
     by_signature: dict[tuple[int, int], tuple[tuple[float, list[str]], float, tuple]] = {}
-    signature = _signature_ids(records)
+    # the records are interned by signature (``records``): one object per kind of record
+    signature = list(map(id, records))
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
     pairs += list(blocking.candidate_pairs(fuzzy, names, is_new))
     if name_blocks:
@@ -281,19 +282,6 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             if mine is None or conf > mine[0]:
                 best[me] = (conf, other, payload)
     return mappings.build(rows, keys, clusters.groups(), clusters.anchor, best, entity_type, Mapping, *twins)
-
-
-def _signature_ids(records: list) -> list[int]:
-    """A small id per distinct record signature; rows sharing one record object share its id."""
-    ids: dict = {}
-    by_record: dict[int, int] = {}
-    out = []
-    for rec in records:
-        sid = by_record.get(id(rec))
-        if sid is None:
-            sid = by_record[id(rec)] = ids.setdefault(rec.signature(), len(ids))
-        out.append(sid)
-    return out
 
 
 def _conf_of(payload, scored, a, b) -> float:  # noqa: ANN001

@@ -279,14 +279,21 @@ def test_identical_rows_share_one_record_and_junk_rows_get_their_own():
     assert records[4].emails == records[5].emails == frozenset()  # unhashable junk: not memoised, no crash
 
 
-def test_signature_ids_are_shared_by_equal_records_and_by_rows_sharing_one():
-    from resolve_worker.matching import _signature_ids
+def test_records_are_interned_by_signature_so_their_identity_is_their_kind():
+    # the pair scoring caches by record object: two objects with one signature would be scored twice,
+    # and one object for two signatures would give a pair the wrong score
+    from resolve_worker.records import CompanyContext, company_records, person_records
 
-    def rec(name, i=0):
-        return scoring.PersonRecord(i, nz.parse_person_name(name), frozenset(), frozenset(), None, None)
-
-    ann, bob = rec("Ann Lee"), rec("Bob Ray")
-    assert _signature_ids([ann, bob, ann, rec("Ann Lee", 7), bob]) == [0, 1, 0, 0, 1]
+    rows = [person("gong", "1", "Ann Lee", "ann@acme.com", phone="(555) 123-4567"),
+            person("slack", "2", "  ann LEE ", "ANN@acme.com", phone="555.123.4567"),
+            person("gong", "3", "Bob Ray", "ann@acme.com", phone="555 123 4567")]
+    records = person_records(rows, CompanyContext([], []))
+    assert records[0] is records[1] and records[2] is not records[0]
+    assert len({id(r) for r in records}) == len({r.signature() for r in records})
+    companies = [company("hubspot", "1", "Acme Inc.", "acme.com"), company("salesforce", "2", "ACME", "www.acme.com"),
+                 company("hubspot", "3", "Acme Widgets", "acme.com")]
+    recs = company_records(companies)
+    assert recs[0] is recs[1] and recs[2] is not recs[0]
 
 
 def test_name_keys_carry_phonetic_last_name_first_name_forms_and_numbers():
