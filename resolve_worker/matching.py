@@ -13,6 +13,7 @@ import functools
 import gc
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Iterable, Optional
 
 from resolve_worker import blocking, clustering, mappings, scoring, twins
@@ -24,6 +25,7 @@ from resolve_worker.normalise import (SHARED_LOCAL_PARTS, WEBMAIL, is_shared_inb
                                       normalise_company_name, normalise_domain, normalise_email)
 
 Key = tuple[str, str, str]
+_key = attrgetter("source", "source_type", "source_id")  # IdentityRow.key without a Python call
 
 
 @dataclass
@@ -210,7 +212,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
             blocks = blocks_of[id(rec)] = [fuzzy[k] for k in fuzzy_keys] + [by_name[k] for k in name_keys]
         for block in blocks:
             block.append(i)
-    keys = [r.key for r in rows]
+    keys = list(map(_key, rows))
     index = {k: i for i, k in enumerate(keys)}
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
@@ -240,7 +242,7 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
-    keys = keys or [r.key for r in rows]
+    keys = keys or list(map(_key, rows))
     index = {k: i for i, k in enumerate(keys)}
     _apply_constraints(clusters, rows, index, constraints)
     if incremental:

@@ -10,7 +10,10 @@ changed flag or source link differ (incremental runs), or whose record would not
 from __future__ import annotations
 
 from collections import Counter
+from operator import attrgetter
 from typing import Callable, Optional, Sequence
+
+_key = attrgetter("source", "source_type", "source_id")  # IdentityRow.key without a Python call
 
 
 def collapse(rows: Sequence, records: Sequence, self_link: Callable[[object], Optional[tuple]],
@@ -29,7 +32,7 @@ def collapse(rows: Sequence, records: Sequence, self_link: Callable[[object], Op
     rows_of = Counter(map(id, records))
     for i, (row, rec) in enumerate(zip(rows, records)):
         rid = id(rec)
-        if rows_of[rid] == 1 or row.pinned or (protected and row.key in protected):
+        if rows_of[rid] == 1 or row.pinned or (protected and _key(row) in protected):
             reps.append(i)
             rep_of.append(i)
             continue
