@@ -1,9 +1,10 @@
 """The timeline behind three memory tiers (DESIGN §6): hot in-process LRU, warm Redis, cold Postgres.
 
-- **Hot**: an LRU of finished pages per process holding at most 10,000 timeline items in all (a
-  page weighs its item count), each kept 24 h, keyed by the entity's version, so a page of an
-  older version is never served again. A page is kept as its serialized JSON body, so a hot hit
-  is a dict lookup and the bytes, with no encoding.
+- **Hot**: an LRU of finished pages per process: at most 10,000 pages (the design's 10,000 items:
+  an LRU's items are its entries) and at most ``HOT_MAX_BYTES`` of page bodies, so a process's
+  memory stays bounded whatever the page size; each kept 24 h, keyed by the entity's version, so a
+  page of an older version is never served again. A page is kept as its serialized JSON body, so
+  a hot hit is a dict lookup and the bytes, with no encoding.
 - **Warm**: one Redis sorted set per entity and version, ``<prefix>tl:<entity>:<version>``, scored
   by ``occurred_at`` in microseconds; members are ``<zero-padded id><item JSON>``, so equal times
   order by id like the cold keyset. Kept 7 days. Entities with more than ``WARM_MAX_ITEMS``
@@ -29,7 +30,7 @@ import logging
 import os
 import threading
 import time
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import redis
 import sqlalchemy as sa
@@ -40,7 +41,9 @@ from common.settings import Settings
 
 log = logging.getLogger("payready.timeline")
 
-HOT_MAX_ITEMS = 10_000
+HOT_MAX_PAGES = 10_000
+# 10,000 pages of 20 typical items are ~60 MB; pages of 500 items would be ~2 GB, so bytes cap too
+HOT_MAX_BYTES = 64 * 1024 * 1024
 HOT_TTL_S = 24 * 3600
 WARM_TTL_S = 7 * 24 * 3600
 WARM_MAX_ITEMS = 20_000
@@ -48,12 +51,6 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _ID_WIDTH = 19
 KNOWN_VERSIONS = 200_000  # entity -> Redis version remembered while subscribed (about 100 bytes each)
 _UNFILTERED_BATCH_MIN = 64  # members read per round trip when filters may skip some
-
-
-class _Body(NamedTuple):
-    """A finished page as the API sends it; weighs its item count in the hot tier."""
-    json: bytes
-    items: int
 
 
 def dumps(page: dict) -> bytes:
@@ -65,8 +62,19 @@ def micros(at: dt.datetime) -> int:
     return (at - _EPOCH) // dt.timedelta(microseconds=1)
 
 
-def _page_weight(body: _Body) -> int:
-    return max(1, body.items)
+
+
+class HotPages(TTLCache):
+    """A TTL LRU bounded twice: by the bytes of its page bodies (``maxsize``) and by entries."""
+
+    def __init__(self, max_pages: int, max_bytes: int, ttl: float):
+        super().__init__(maxsize=max_bytes, ttl=ttl, getsizeof=len)
+        self.max_pages = max_pages
+
+    def __setitem__(self, key, value) -> None:  # noqa: ANN001
+        super().__setitem__(key, value)
+        while len(self) > self.max_pages:
+            self.popitem()  # the least recently used
 
 
 def channel(settings: Settings) -> str:
@@ -91,11 +99,12 @@ class TimelineTiers:
     """One per process (the API app holds it). Thread-safe: gunicorn threads may share it."""
 
     def __init__(self, settings: Settings, client: Optional[redis.Redis] = None,
-                 hot_max_items: int = HOT_MAX_ITEMS, hot_ttl_s: float = HOT_TTL_S, listen: bool = True):
+                 hot_max_pages: int = HOT_MAX_PAGES, hot_max_bytes: int = HOT_MAX_BYTES,
+                 hot_ttl_s: float = HOT_TTL_S, listen: bool = True):
         self.settings = settings
         self.redis = client or redis.Redis.from_url(settings.redis_url, socket_timeout=2,
                                                     decode_responses=True)
-        self.hot: TTLCache = TTLCache(maxsize=hot_max_items, ttl=hot_ttl_s, getsizeof=_page_weight)
+        self.hot = HotPages(hot_max_pages, hot_max_bytes, hot_ttl_s)
         self._lock = threading.Lock()
         self.counts = {"hot": 0, "warm": 0, "cold": 0}
         self.invalidations = 0  # messages applied (tests wait on it)
@@ -132,7 +141,7 @@ class TimelineTiers:
                 hit = self.hot.get(query)
                 known = self._known_versions.get(entity_id)
             if hit is not None:
-                return self._served(hit.json, "hot")
+                return self._served(hit, "hot")
             if known is not None and known[0] == local:
                 version = known[1]
         if version is None:
@@ -148,7 +157,7 @@ class TimelineTiers:
             with self._lock:
                 hit = self.hot.get(query)
             if hit is not None:
-                return self._served(hit.json, "hot")
+                return self._served(hit, "hot")
         body, tier = None, "cold"
         if version is not None:
             try:
@@ -159,11 +168,11 @@ class TimelineTiers:
         if body is None:
             page = services.timeline(self.settings, entity_id, start=start, end=end, sources=sources,
                                      kinds=kinds, limit=limit, cursor=cursor)
-            body = _Body(dumps(page), len(page["items"]))
-        if query is not None and _page_weight(body) <= self.hot.maxsize:
+            body = dumps(page)
+        if query is not None and len(body) <= self.hot.maxsize:
             with self._lock:
                 self.hot[query] = body
-        return self._served(body.json, tier)
+        return self._served(body, tier)
 
     def hit_ratio(self) -> float:
         total = sum(self.counts.values())
@@ -232,7 +241,7 @@ class TimelineTiers:
     def _key(self, entity_id: str, version: str) -> str:
         return f"{self.settings.key_prefix}tl:{entity_id}:{version}"
 
-    def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[_Body]:  # noqa: ANN001
+    def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[bytes]:  # noqa: ANN001
         key = self._key(entity_id, version)
         high = micros(after[0]) if after and after[0] else "+inf"
         if end is not None and (high == "+inf" or micros(end) - 1 < high):
@@ -278,7 +287,7 @@ class TimelineTiers:
             last = json.loads(page[-1])
             nxt = services.encode_cursor(dt.datetime.fromisoformat(last["occurred_at"]), last["id"])
         body = f'{{"entity":{head},"items":[{",".join(page)}],"next_cursor":{json.dumps(nxt)}}}\n'
-        return _Body(body.encode(), len(page))
+        return body.encode()
 
     def _fill(self, entity_id: str, key: str) -> Optional[str]:
         """Copy the entity's whole timeline into its sorted set; None if it does not exist."""

@@ -134,12 +134,21 @@ def test_a_change_invalidates_every_tier(domain, seeded, tiers):
     assert tiers.page(seeded["bob"], limit=5)[1] == "warm", "a domain-wide change reaches every entity"
 
 
-def test_the_hot_tier_holds_a_bounded_number_of_items(domain, seeded, tiers):
-    small = TimelineTiers(domain, tiers.redis, hot_max_items=10, listen=False)
-    small.page(seeded["company"], limit=6)
-    small.page(seeded["alice"], limit=6)  # 12 items > 10: the older page goes
-    assert small.hot.currsize == 6 and len(small.hot) == 1
-    assert small.page(seeded["company"], limit=6)[1] == "warm"
+def test_the_hot_tier_is_bounded_in_pages_and_in_bytes(domain, seeded, tiers):
+    by_pages = TimelineTiers(domain, tiers.redis, hot_max_pages=2, listen=False)
+    for entity in ("company", "alice", "bob"):  # three pages > 2: the least recently used goes
+        by_pages.page(seeded[entity], limit=6)
+    assert len(by_pages.hot) == 2
+    assert by_pages.page(seeded["company"], limit=6)[1] == "warm"
+    assert by_pages.page(seeded["bob"], limit=6)[1] == "hot"
+    sizes = [len(by_pages.page_body(seeded[entity], limit=6)[0]) for entity in ("company", "alice")]
+    cap = max(sizes) + 10  # room for either page, not for both
+    by_bytes = TimelineTiers(domain, tiers.redis, hot_max_bytes=cap, listen=False)
+    by_bytes.page(seeded["company"], limit=6)
+    by_bytes.page(seeded["alice"], limit=6)  # together over the byte cap: the older goes
+    assert len(by_bytes.hot) == 1 and by_bytes.hot.currsize == sizes[1]
+    assert by_bytes.page(seeded["company"], limit=6)[1] == "warm"
+    assert by_bytes.page(seeded["alice"], limit=6)[1] == "warm", "the company page pushed it out in turn"
 
 
 def test_a_quiet_channel_stays_subscribed(tiers):
