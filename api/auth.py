@@ -14,7 +14,7 @@ import threading
 
 import sqlalchemy as sa
 from cachetools import TTLCache
-from flask import Flask, current_app, g, request
+from flask import Flask, Request, current_app, g, request
 
 from api.errors import ApiError
 from common import db
@@ -61,9 +61,9 @@ def list_keys(settings: Settings) -> list[dict]:
     return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()} for row in rows]
 
 
-def _presented_key() -> str:
+def _presented_key(req: Request) -> str:
     """The key from ``Authorization: Bearer <key>``, or Basic with the key as password (browsers)."""
-    header = request.headers.get("Authorization", "")
+    header = req.environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
         return value.strip()
@@ -100,25 +100,27 @@ class KeyStore:
         return found
 
 
-def _challenge() -> dict:
+def _challenge(path: str) -> dict:
     # browsers opening /dashboard ask for the key (as the password) instead of showing JSON
-    return {"WWW-Authenticate": 'Basic realm="payready"'} if request.path == "/dashboard" else {}
+    return {"WWW-Authenticate": 'Basic realm="payready"'} if path == "/dashboard" else {}
 
 
 def _authenticate() -> None:
-    path = request.path
+    req = request._get_current_object()  # once: each use of the ``request`` proxy is a context lookup
+    path = req.path
     if path in PUBLIC_PATHS or not path.startswith(PROTECTED_PREFIXES):
         return
-    settings: Settings = current_app.config["PAYREADY"]
-    key = _presented_key()
+    app = current_app._get_current_object()
+    settings: Settings = app.config["PAYREADY"]
+    key = _presented_key(req)
     if not key:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>", _challenge())
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>", _challenge(path))
     named = key_domain(key)
     if named is not None and named != settings.domain:
         raise ApiError(403, "forbidden", f"this key belongs to domain {named!r}; this API serves {settings.domain!r}")
-    found = current_app.extensions["payready_keys"].lookup(key)
+    found = app.extensions["payready_keys"].lookup(key)
     if found is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked API key", _challenge())
+        raise ApiError(401, "unauthorized", "unknown or revoked API key", _challenge(path))
     name, domain = found
     if domain != settings.domain:
         raise ApiError(403, "forbidden", "this key belongs to another domain")
