@@ -30,7 +30,7 @@ import logging
 import os
 import threading
 import time
-from typing import Optional
+from typing import Iterable, Optional
 
 import redis
 import sqlalchemy as sa
@@ -49,6 +49,8 @@ WARM_TTL_S = 7 * 24 * 3600
 WARM_MAX_ITEMS = 20_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _ID_WIDTH = 19
+# beyond this many entities one domain-wide bump is cheaper than naming each (one message, one INCR)
+WHOLE_DOMAIN_ABOVE = 20_000
 KNOWN_VERSIONS = 200_000  # entity -> Redis version remembered while subscribed (about 100 bytes each)
 _UNFILTERED_BATCH_MIN = 64  # members read per round trip when filters may skip some
 
@@ -81,18 +83,33 @@ def channel(settings: Settings) -> str:
     return f"{settings.key_prefix}tl:invalidated"
 
 
-def invalidate(settings: Settings, entity_ids: Optional[list[str]] = None,
+def invalidate(settings: Settings, entity_ids: Optional[Iterable[str]] = None,
                client: Optional[redis.Redis] = None) -> None:
-    """Make cached timelines stale: of the given entities, or of the whole domain."""
+    """Make cached timelines stale: of the given entities, or of the whole domain (``None``, or
+    more than ``WHOLE_DOMAIN_ABOVE`` of them: one bump then costs less than naming each)."""
+    ids = None if entity_ids is None else sorted(set(entity_ids))
+    if ids == []:
+        return
+    if ids is not None and len(ids) > WHOLE_DOMAIN_ABOVE:
+        ids = None
     client = client or redis.Redis.from_url(settings.redis_url)
     p = settings.key_prefix
     pipe = client.pipeline(transaction=True)
-    if entity_ids is None:
+    if ids is None:
         pipe.incr(f"{p}tl:gen")
-    for entity_id in entity_ids or ():
+    for entity_id in ids or ():
         pipe.incr(f"{p}tl:v:{entity_id}")
-    pipe.publish(channel(settings), "*" if entity_ids is None else ",".join(entity_ids))
+    pipe.publish(channel(settings), "*" if ids is None else ",".join(ids))
     pipe.execute()
+
+
+def stale_after_commit(settings: Settings, entity_ids: Iterable[str], what: str) -> None:
+    """:func:`invalidate` for a writer whose transaction has committed: Redis down is logged, not
+    raised (the data is in; its cached pages expire with their TTL or the next invalidation)."""
+    try:
+        invalidate(settings, entity_ids)
+    except redis.RedisError as exc:
+        log.error("cached timelines of %s not invalidated, Redis unavailable: %s", what, exc)
 
 
 class TimelineTiers:
