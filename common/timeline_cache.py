@@ -27,16 +27,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import threading
-import time
 from typing import Iterable, Optional
 
 import redis
 import sqlalchemy as sa
 from cachetools import LRUCache, TTLCache
 
-from common import db
+from common import db, pubsub
 from common.settings import Settings
 
 log = logging.getLogger("payready.timeline")
@@ -52,7 +50,8 @@ _ID_WIDTH = 19
 # beyond this many entities one domain-wide bump is cheaper than naming each (one message, one INCR)
 WHOLE_DOMAIN_ABOVE = 20_000
 KNOWN_VERSIONS = 200_000  # entity -> Redis version remembered while subscribed (about 100 bytes each)
-_UNFILTERED_BATCH_MIN = 64  # members read per round trip when filters may skip some
+_UNFILTERED_BATCH_MIN = 64
+_NEVER = threading.Event()  # ``listening`` of tiers that do not subscribe  # members read per round trip when filters may skip some
 
 
 def dumps(page: dict) -> bytes:
@@ -125,9 +124,8 @@ class TimelineTiers:
         self._lock = threading.Lock()
         self.counts = {"hot": 0, "warm": 0, "cold": 0}
         self.invalidations = 0  # messages applied (tests wait on it)
-        self._listen = listen
-        self._listener_pid: Optional[int] = None
-        self.listening = threading.Event()
+        self._subscriber = pubsub.Subscriber(self.redis, channel(settings), self._apply, lambda: self._apply("*"),
+                                             "timeline-invalidations") if listen else None
         self._local_gen = 0
         self._local_versions: dict[str, int] = {}
         # entity -> ((local gen, local entity version) when read, Redis version): valid while both match
@@ -206,38 +204,14 @@ class TimelineTiers:
         return body, tier
 
     # ---- invalidation messages ----
-    def _start_listener(self) -> None:
-        if not self._listen or self._listener_pid == os.getpid():
-            return
-        self._listener_pid = os.getpid()  # a forked process starts its own
-        self.listening = threading.Event()
-        threading.Thread(target=self._listen_loop, name="timeline-invalidations", daemon=True).start()
+    @property
+    def listening(self) -> threading.Event:
+        """Set while subscribed: hot hits need no version read (messages drop older pages)."""
+        return self._subscriber.listening if self._subscriber else _NEVER
 
-    def _listen_loop(self) -> None:
-        failing = False
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                pubsub.subscribe(channel(self.settings))
-                while True:
-                    # polled, so the client's socket timeout never reads a quiet channel as lost
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        # messages sent before now were missed: no hot page from before stays reachable
-                        self._apply("*")
-                        self.listening.set()
-                        failing = False
-                    elif message["type"] == "message":
-                        self._apply(message["data"])
-            except Exception as exc:  # noqa: BLE001 - fall back to a version read per request
-                self.listening.clear()
-                if not failing:
-                    log.warning("timeline invalidation channel lost, checking versions per request: %s", exc)
-                failing = True
-                pubsub.close()
-                time.sleep(1)
+    def _start_listener(self) -> None:
+        if self._subscriber:
+            self._subscriber.ensure_started()
 
     def _apply(self, data: str) -> None:
         with self._lock:

@@ -344,7 +344,7 @@ def test_a_key_lookup_is_cached_for_its_ttl_then_a_revoked_key_is_refused(domain
     from api import auth
 
     key = auth.create_key(domain, "cached")
-    store = auth.KeyStore(domain, ttl=0.5)
+    store = auth.KeyStore(domain, ttl=0.5, listen=False)  # the TTL alone: a process away from Redis
     queries = []
     engine = db.engine_for(domain)
     listener = lambda *a, **k: queries.append(1)  # noqa: E731
@@ -360,6 +360,25 @@ def test_a_key_lookup_is_cached_for_its_ttl_then_a_revoked_key_is_refused(domain
         assert store.lookup("pr_x.unknown") is None and store.lookup("pr_x.unknown") is None
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
+
+
+def test_a_revoked_key_is_refused_at_once_by_every_subscribed_process(domain):
+    from api import auth
+
+    key, other = auth.create_key(domain, "leaving"), auth.create_key(domain, "staying")
+    stores = [auth.KeyStore(domain, ttl=3600) for _ in range(2)]  # two API processes' caches
+    for store in stores:
+        store.lookup(other)  # the first lookup in a process subscribes
+        assert store._subscriber.listening.wait(10), "subscribed to the revocation channel"
+        assert store.lookup(key) == ("leaving", domain.domain) and store.lookup(other) == ("staying", domain.domain)
+    assert auth.revoke_keys(domain, "leaving") == 1
+    for store in stores:
+        deadline = time.monotonic() + 10
+        while store.revocations == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.revocations == 1
+        assert store.lookup(key) is None, "refused at once, not after the hour-long TTL of the cached entry"
+        assert store.lookup(other) == ("staying", domain.domain)
 
 
 def test_audit_rows_queued_by_gunicorn_workers_are_written_when_they_stop(domain, seeded, tmp_path):
