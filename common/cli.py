@@ -70,7 +70,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ingest_worker.generate import generate
 
     counts = generate(Path(args.out), scale=args.scale, seed=args.seed,
-                      progress=lambda msg: print(msg, file=sys.stderr))
+                      progress=lambda done, total: print(f"generated unit {done}/{total}", file=sys.stderr))
     print(json.dumps(counts, indent=2, default=str))
     return 0
 
