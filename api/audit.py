@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
 
 from common import audit
 
@@ -12,12 +12,13 @@ AUDITED_PREFIXES = ("/api/v1/", "/dashboard")
 _TARGET_ARGS = ("entity_id", "run_id", "rep_id", "q")
 
 
-def _target(response: Response) -> str | None:
+def _target(req: Request, response: Response) -> str | None:
+    view_args, args = req.view_args or {}, req.args
     for name in _TARGET_ARGS:
-        value = (request.view_args or {}).get(name) or request.args.get(name)
+        value = view_args.get(name) or args.get(name)
         if value:
             return f"{name}={value}"
-    if response.is_json and request.method == "POST":
+    if req.method == "POST" and response.is_json:
         body = response.get_json(silent=True)
         if isinstance(body, dict) and body.get("run_id"):
             return f"run_id={body['run_id']}"
@@ -29,17 +30,20 @@ def _started() -> None:
 
 
 def _record(response: Response) -> Response:
-    if not request.path.startswith(AUDITED_PREFIXES):
+    # the request object once: every use of Flask's ``request``/``g`` proxies costs a context lookup
+    req = request._get_current_object()
+    if not req.path.startswith(AUDITED_PREFIXES):
         return response
-    rule = request.url_rule.rule if request.url_rule else request.path
-    detail = {"ms": round((time.perf_counter() - g.get("audit_started", time.perf_counter())) * 1000, 2)}
-    if request.method == "POST" and request.path.startswith("/api/v1/sync/"):
-        body = request.get_json(silent=True)
+    context = g._get_current_object()
+    rule = req.url_rule.rule if req.url_rule else req.path
+    detail = {"ms": round((time.perf_counter() - getattr(context, "audit_started", time.perf_counter())) * 1000, 2)}
+    if req.method == "POST" and req.path.startswith("/api/v1/sync/"):
+        body = req.get_json(silent=True)
         detail["request"] = body if isinstance(body, dict) else None
     current_app.extensions["payready_audit"].record(
-        audit.row(g.get("actor", "anonymous"), f"{request.method} {rule}", _target(response),
+        audit.row(getattr(context, "actor", "anonymous"), f"{req.method} {rule}", _target(req, response),
                   str(response.status_code), detail),
-        flush_now=request.method not in ("GET", "HEAD", "OPTIONS"))
+        flush_now=req.method not in ("GET", "HEAD", "OPTIONS"))
     return response
 
 

@@ -2,23 +2,28 @@
 
 A key reads ``pr_<domain>.<secret>``. It is looked up by hash in the serving domain's own
 ``api_keys``; a key naming another domain is refused with 403 without looking anything up there
-(domains never read each other's tables). Lookups are cached per process for ``KEY_CACHE_SECONDS``,
-so a revoked key stops working within that time.
+(domains never read each other's tables). Lookups are cached per process for ``KEY_CACHE_SECONDS``.
+A revocation is published on ``<prefix>keys:revoked`` and every API process drops the key at once;
+while a process is not subscribed (Redis away) a revoked key still stops within the TTL.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import secrets
 import threading
 
+import redis
 import sqlalchemy as sa
 from cachetools import TTLCache
-from flask import Flask, current_app, g, request
+from flask import Flask, Request, current_app, g, request
 
 from api.errors import ApiError
-from common import db
+from common import db, pubsub
 from common.settings import Settings
+
+log = logging.getLogger("payready.api.auth")
 
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json")
 PROTECTED_PREFIXES = ("/api/v1/", "/dashboard")
@@ -45,12 +50,23 @@ def create_key(settings: Settings, name: str) -> str:
     return key
 
 
+def revocations_channel(settings: Settings) -> str:
+    return f"{settings.key_prefix}keys:revoked"
+
+
 def revoke_keys(settings: Settings, name: str) -> int:
-    """Revoke every active key called ``name``; how many. API processes refuse them once their
-    key cache entry expires (``KEY_CACHE_SECONDS``)."""
+    """Revoke every active key called ``name``; how many. Subscribed API processes refuse them at
+    once, the others when their cache entry expires (``KEY_CACHE_SECONDS``)."""
     with db.transaction(settings) as conn:
-        return conn.execute(sa.text("UPDATE api_keys SET revoked_at = now() WHERE name = :n AND revoked_at IS NULL"),
-                            {"n": name}).rowcount
+        digests = conn.execute(sa.text("UPDATE api_keys SET revoked_at = now() WHERE name = :n AND revoked_at IS NULL "
+                                       "RETURNING key_hash"), {"n": name}).scalars().all()
+    if digests and settings.redis_url:
+        try:
+            redis.Redis.from_url(settings.redis_url).publish(revocations_channel(settings), ",".join(digests))
+        except redis.RedisError as exc:
+            log.warning("revocation not pushed to API processes (Redis unavailable); they refuse the key "
+                        "within %d s: %s", KEY_CACHE_SECONDS, exc)
+    return len(digests)
 
 
 def list_keys(settings: Settings) -> list[dict]:
@@ -61,9 +77,9 @@ def list_keys(settings: Settings) -> list[dict]:
     return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()} for row in rows]
 
 
-def _presented_key() -> str:
+def _presented_key(req: Request) -> str:
     """The key from ``Authorization: Bearer <key>``, or Basic with the key as password (browsers)."""
-    header = request.headers.get("Authorization", "")
+    header = req.environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
         return value.strip()
@@ -79,13 +95,19 @@ class KeyStore:
     """Verified keys (by hash) -> (name, domain), or None for unknown/revoked, per process for
     ``ttl`` seconds: a warm request costs a hash and a dict lookup, no database round trip."""
 
-    def __init__(self, settings: Settings, ttl: float = KEY_CACHE_SECONDS):
+    def __init__(self, settings: Settings, ttl: float = KEY_CACHE_SECONDS, listen: bool = True):
         self.settings = settings
         self._cache: TTLCache = TTLCache(maxsize=10_000, ttl=ttl)
         self._lock = threading.Lock()
+        self.revocations = 0  # messages applied (tests wait on it)
+        self._subscriber = pubsub.Subscriber(
+            redis.Redis.from_url(settings.redis_url, socket_timeout=2), revocations_channel(settings),
+            self._revoked, self._forget_all, "key-revocations") if listen and settings.redis_url else None
 
     def lookup(self, key: str) -> tuple[str, str] | None:
         """(name, domain) of a live key, else None."""
+        if self._subscriber:
+            self._subscriber.ensure_started()
         digest = hash_key(key)
         with self._lock:
             if digest in self._cache:
@@ -99,26 +121,38 @@ class KeyStore:
             self._cache[digest] = found
         return found
 
+    def _revoked(self, digests: str) -> None:
+        with self._lock:
+            for digest in digests.split(","):
+                self._cache.pop(digest, None)
+            self.revocations += 1
 
-def _challenge() -> dict:
+    def _forget_all(self) -> None:  # (re)subscribed: revocations sent meanwhile were missed
+        with self._lock:
+            self._cache.clear()
+
+
+def _challenge(path: str) -> dict:
     # browsers opening /dashboard ask for the key (as the password) instead of showing JSON
-    return {"WWW-Authenticate": 'Basic realm="payready"'} if request.path == "/dashboard" else {}
+    return {"WWW-Authenticate": 'Basic realm="payready"'} if path == "/dashboard" else {}
 
 
 def _authenticate() -> None:
-    path = request.path
+    req = request._get_current_object()  # once: each use of the ``request`` proxy is a context lookup
+    path = req.path
     if path in PUBLIC_PATHS or not path.startswith(PROTECTED_PREFIXES):
         return
-    settings: Settings = current_app.config["PAYREADY"]
-    key = _presented_key()
+    app = current_app._get_current_object()
+    settings: Settings = app.config["PAYREADY"]
+    key = _presented_key(req)
     if not key:
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>", _challenge())
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>", _challenge(path))
     named = key_domain(key)
     if named is not None and named != settings.domain:
         raise ApiError(403, "forbidden", f"this key belongs to domain {named!r}; this API serves {settings.domain!r}")
-    found = current_app.extensions["payready_keys"].lookup(key)
+    found = app.extensions["payready_keys"].lookup(key)
     if found is None:
-        raise ApiError(401, "unauthorized", "unknown or revoked API key", _challenge())
+        raise ApiError(401, "unauthorized", "unknown or revoked API key", _challenge(path))
     name, domain = found
     if domain != settings.domain:
         raise ApiError(403, "forbidden", "this key belongs to another domain")

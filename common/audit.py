@@ -15,7 +15,8 @@ import threading
 from collections import deque
 from typing import Optional
 
-import sqlalchemy as sa
+from psycopg2.extras import Json, execute_values
+from sqlalchemy.engine import Connection
 
 from common import db
 from common.settings import Settings
@@ -25,11 +26,15 @@ log = logging.getLogger("payready.audit")
 FLUSH_SECONDS = 0.25
 MAX_QUEUED = 50_000  # beyond this (database down for long) the oldest rows are dropped, with a log line
 
-def _insert() -> sa.Insert:
-    # a Core insert: SQLAlchemy sends a batch as multi-row VALUES, not one statement per row
-    from common.models import AuditLog
+_INSERT_SQL = "INSERT INTO audit_log (at, actor, action, target, outcome, detail) VALUES %s"
 
-    return sa.insert(AuditLog.__table__)
+
+def _insert(conn: Connection, rows: list[dict]) -> None:
+    """One multi-row INSERT. psycopg2's ``execute_values`` quotes the rows in C; a Core insert of the
+    same batch spent ~30-45 µs of the API process's CPU per row on bind processing."""
+    with conn.connection.dbapi_connection.cursor() as cur:
+        execute_values(cur, _INSERT_SQL, [(r["at"], r["actor"], r["action"], r["target"], r["outcome"],
+                                           Json(r["detail"])) for r in rows], page_size=1000)
 
 
 def row(actor: str, action: str, target: Optional[str], outcome: str, detail: Optional[dict] = None,
@@ -53,7 +58,7 @@ def _plain(detail: dict) -> dict:
 def write(settings: Settings, actor: str, action: str, target: Optional[str], outcome: str,
           detail: Optional[dict] = None) -> None:
     with db.transaction(settings) as conn:
-        conn.execute(_insert(), [row(actor, action, target, outcome, detail)])
+        _insert(conn, [row(actor, action, target, outcome, detail)])
 
 
 class AuditWriter:
@@ -85,7 +90,7 @@ class AuditWriter:
                 return 0
             try:
                 with db.transaction(self.settings) as conn:
-                    conn.execute(_insert(), batch)
+                    _insert(conn, batch)
             except Exception as exc:  # noqa: BLE001 - the log must survive a database outage; rows wait
                 if not self._failing:  # once per outage, not every flush
                     log.error("audit writes failing, rows kept until the database answers: %s", exc)

@@ -70,7 +70,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ingest_worker.generate import generate
 
     counts = generate(Path(args.out), scale=args.scale, seed=args.seed,
-                      progress=lambda msg: print(msg, file=sys.stderr))
+                      progress=lambda done, total: print(f"generated unit {done}/{total}", file=sys.stderr))
     print(json.dumps(counts, indent=2, default=str))
     return 0
 
@@ -146,8 +146,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if not revoked:
             print(f"no active API key named {args.name!r} in domain {s.domain}", file=sys.stderr)
             return 1
-        print(f"revoked {revoked} key(s) named {args.name!r}; running API processes refuse them within "
-              f"{auth.KEY_CACHE_SECONDS:g} s (their key cache)", file=sys.stderr)
+        print(f"revoked {revoked} key(s) named {args.name!r}; running API processes refuse them at once "
+              f"(within {auth.KEY_CACHE_SECONDS:g} s if they cannot reach Redis)", file=sys.stderr)
         return 0
     key = auth.create_key(s, args.name)
     print(f"created API key {args.name!r} for domain {s.domain}; it is shown once:", file=sys.stderr)

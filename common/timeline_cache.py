@@ -1,9 +1,10 @@
 """The timeline behind three memory tiers (DESIGN §6): hot in-process LRU, warm Redis, cold Postgres.
 
-- **Hot**: an LRU of finished pages per process holding at most 10,000 timeline items in all (a
-  page weighs its item count), each kept 24 h, keyed by the entity's version, so a page of an
-  older version is never served again. A page is kept as its serialized JSON body, so a hot hit
-  is a dict lookup and the bytes, with no encoding.
+- **Hot**: an LRU of finished pages per process: at most 10,000 pages (the design's 10,000 items:
+  an LRU's items are its entries) and at most ``HOT_MAX_BYTES`` of page bodies, so a process's
+  memory stays bounded whatever the page size; each kept 24 h, keyed by the entity's version, so a
+  page of an older version is never served again. A page is kept as its serialized JSON body, so
+  a hot hit is a dict lookup and the bytes, with no encoding.
 - **Warm**: one Redis sorted set per entity and version, ``<prefix>tl:<entity>:<version>``, scored
   by ``occurred_at`` in microseconds; members are ``<zero-padded id><item JSON>``, so equal times
   order by id like the cold keyset. Kept 7 days. Entities with more than ``WARM_MAX_ITEMS``
@@ -26,34 +27,31 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import threading
-import time
-from typing import NamedTuple, Optional
+from typing import Iterable, Optional
 
 import redis
 import sqlalchemy as sa
 from cachetools import LRUCache, TTLCache
 
-from common import db
+from common import db, pubsub
 from common.settings import Settings
 
 log = logging.getLogger("payready.timeline")
 
-HOT_MAX_ITEMS = 10_000
+HOT_MAX_PAGES = 10_000
+# 10,000 pages of 20 typical items are ~60 MB; pages of 500 items would be ~2 GB, so bytes cap too
+HOT_MAX_BYTES = 64 * 1024 * 1024
 HOT_TTL_S = 24 * 3600
 WARM_TTL_S = 7 * 24 * 3600
 WARM_MAX_ITEMS = 20_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _ID_WIDTH = 19
+# beyond this many entities one domain-wide bump is cheaper than naming each (one message, one INCR)
+WHOLE_DOMAIN_ABOVE = 20_000
 KNOWN_VERSIONS = 200_000  # entity -> Redis version remembered while subscribed (about 100 bytes each)
-_UNFILTERED_BATCH_MIN = 64  # members read per round trip when filters may skip some
-
-
-class _Body(NamedTuple):
-    """A finished page as the API sends it; weighs its item count in the hot tier."""
-    json: bytes
-    items: int
+_UNFILTERED_BATCH_MIN = 64
+_NEVER = threading.Event()  # ``listening`` of tiers that do not subscribe  # members read per round trip when filters may skip some
 
 
 def dumps(page: dict) -> bytes:
@@ -65,43 +63,69 @@ def micros(at: dt.datetime) -> int:
     return (at - _EPOCH) // dt.timedelta(microseconds=1)
 
 
-def _page_weight(body: _Body) -> int:
-    return max(1, body.items)
+
+
+class HotPages(TTLCache):
+    """A TTL LRU bounded twice: by the bytes of its page bodies (``maxsize``) and by entries."""
+
+    def __init__(self, max_pages: int, max_bytes: int, ttl: float):
+        super().__init__(maxsize=max_bytes, ttl=ttl, getsizeof=len)
+        self.max_pages = max_pages
+
+    def __setitem__(self, key, value) -> None:  # noqa: ANN001
+        super().__setitem__(key, value)
+        while len(self) > self.max_pages:
+            self.popitem()  # the least recently used
 
 
 def channel(settings: Settings) -> str:
     return f"{settings.key_prefix}tl:invalidated"
 
 
-def invalidate(settings: Settings, entity_ids: Optional[list[str]] = None,
+def invalidate(settings: Settings, entity_ids: Optional[Iterable[str]] = None,
                client: Optional[redis.Redis] = None) -> None:
-    """Make cached timelines stale: of the given entities, or of the whole domain."""
+    """Make cached timelines stale: of the given entities, or of the whole domain (``None``, or
+    more than ``WHOLE_DOMAIN_ABOVE`` of them: one bump then costs less than naming each)."""
+    ids = None if entity_ids is None else sorted(set(entity_ids))
+    if ids == []:
+        return
+    if ids is not None and len(ids) > WHOLE_DOMAIN_ABOVE:
+        ids = None
     client = client or redis.Redis.from_url(settings.redis_url)
     p = settings.key_prefix
     pipe = client.pipeline(transaction=True)
-    if entity_ids is None:
+    if ids is None:
         pipe.incr(f"{p}tl:gen")
-    for entity_id in entity_ids or ():
+    for entity_id in ids or ():
         pipe.incr(f"{p}tl:v:{entity_id}")
-    pipe.publish(channel(settings), "*" if entity_ids is None else ",".join(entity_ids))
+    pipe.publish(channel(settings), "*" if ids is None else ",".join(ids))
     pipe.execute()
+
+
+def stale_after_commit(settings: Settings, entity_ids: Iterable[str], what: str) -> None:
+    """:func:`invalidate` for a writer whose transaction has committed: Redis down is logged, not
+    raised (the data is in; its cached pages expire with their TTL or the next invalidation)."""
+    try:
+        invalidate(settings, entity_ids)
+    except redis.RedisError as exc:
+        log.error("cached timelines of %s not invalidated, Redis unavailable: %s", what, exc)
 
 
 class TimelineTiers:
     """One per process (the API app holds it). Thread-safe: gunicorn threads may share it."""
 
     def __init__(self, settings: Settings, client: Optional[redis.Redis] = None,
-                 hot_max_items: int = HOT_MAX_ITEMS, hot_ttl_s: float = HOT_TTL_S, listen: bool = True):
+                 hot_max_pages: int = HOT_MAX_PAGES, hot_max_bytes: int = HOT_MAX_BYTES,
+                 hot_ttl_s: float = HOT_TTL_S, listen: bool = True):
         self.settings = settings
         self.redis = client or redis.Redis.from_url(settings.redis_url, socket_timeout=2,
                                                     decode_responses=True)
-        self.hot: TTLCache = TTLCache(maxsize=hot_max_items, ttl=hot_ttl_s, getsizeof=_page_weight)
+        self.hot = HotPages(hot_max_pages, hot_max_bytes, hot_ttl_s)
         self._lock = threading.Lock()
         self.counts = {"hot": 0, "warm": 0, "cold": 0}
         self.invalidations = 0  # messages applied (tests wait on it)
-        self._listen = listen
-        self._listener_pid: Optional[int] = None
-        self.listening = threading.Event()
+        self._subscriber = pubsub.Subscriber(self.redis, channel(settings), self._apply, lambda: self._apply("*"),
+                                             "timeline-invalidations") if listen else None
         self._local_gen = 0
         self._local_versions: dict[str, int] = {}
         # entity -> ((local gen, local entity version) when read, Redis version): valid while both match
@@ -132,7 +156,7 @@ class TimelineTiers:
                 hit = self.hot.get(query)
                 known = self._known_versions.get(entity_id)
             if hit is not None:
-                return self._served(hit.json, "hot")
+                return self._served(hit, "hot")
             if known is not None and known[0] == local:
                 version = known[1]
         if version is None:
@@ -148,7 +172,7 @@ class TimelineTiers:
             with self._lock:
                 hit = self.hot.get(query)
             if hit is not None:
-                return self._served(hit.json, "hot")
+                return self._served(hit, "hot")
         body, tier = None, "cold"
         if version is not None:
             try:
@@ -159,11 +183,11 @@ class TimelineTiers:
         if body is None:
             page = services.timeline(self.settings, entity_id, start=start, end=end, sources=sources,
                                      kinds=kinds, limit=limit, cursor=cursor)
-            body = _Body(dumps(page), len(page["items"]))
-        if query is not None and _page_weight(body) <= self.hot.maxsize:
+            body = dumps(page)
+        if query is not None and len(body) <= self.hot.maxsize:
             with self._lock:
                 self.hot[query] = body
-        return self._served(body.json, tier)
+        return self._served(body, tier)
 
     def hit_ratio(self) -> float:
         total = sum(self.counts.values())
@@ -180,38 +204,14 @@ class TimelineTiers:
         return body, tier
 
     # ---- invalidation messages ----
-    def _start_listener(self) -> None:
-        if not self._listen or self._listener_pid == os.getpid():
-            return
-        self._listener_pid = os.getpid()  # a forked process starts its own
-        self.listening = threading.Event()
-        threading.Thread(target=self._listen_loop, name="timeline-invalidations", daemon=True).start()
+    @property
+    def listening(self) -> threading.Event:
+        """Set while subscribed: hot hits need no version read (messages drop older pages)."""
+        return self._subscriber.listening if self._subscriber else _NEVER
 
-    def _listen_loop(self) -> None:
-        failing = False
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                pubsub.subscribe(channel(self.settings))
-                while True:
-                    # polled, so the client's socket timeout never reads a quiet channel as lost
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        # messages sent before now were missed: no hot page from before stays reachable
-                        self._apply("*")
-                        self.listening.set()
-                        failing = False
-                    elif message["type"] == "message":
-                        self._apply(message["data"])
-            except Exception as exc:  # noqa: BLE001 - fall back to a version read per request
-                self.listening.clear()
-                if not failing:
-                    log.warning("timeline invalidation channel lost, checking versions per request: %s", exc)
-                failing = True
-                pubsub.close()
-                time.sleep(1)
+    def _start_listener(self) -> None:
+        if self._subscriber:
+            self._subscriber.ensure_started()
 
     def _apply(self, data: str) -> None:
         with self._lock:
@@ -232,7 +232,7 @@ class TimelineTiers:
     def _key(self, entity_id: str, version: str) -> str:
         return f"{self.settings.key_prefix}tl:{entity_id}:{version}"
 
-    def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[_Body]:  # noqa: ANN001
+    def _warm_page(self, entity_id, version, start, end, sources, kinds, limit, after) -> Optional[bytes]:  # noqa: ANN001
         key = self._key(entity_id, version)
         high = micros(after[0]) if after and after[0] else "+inf"
         if end is not None and (high == "+inf" or micros(end) - 1 < high):
@@ -278,7 +278,7 @@ class TimelineTiers:
             last = json.loads(page[-1])
             nxt = services.encode_cursor(dt.datetime.fromisoformat(last["occurred_at"]), last["id"])
         body = f'{{"entity":{head},"items":[{",".join(page)}],"next_cursor":{json.dumps(nxt)}}}\n'
-        return _Body(body.encode(), len(page))
+        return body.encode()
 
     def _fill(self, entity_id: str, key: str) -> Optional[str]:
         """Copy the entity's whole timeline into its sorted set; None if it does not exist."""

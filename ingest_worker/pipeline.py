@@ -18,7 +18,7 @@ from typing import Callable, Optional
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from common import db, metrics, runs
+from common import db, metrics, runs, timeline_cache
 from common.models import SyncState
 from common.settings import Settings
 from ingest_worker import landing, landing_airbyte
@@ -201,6 +201,7 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
         advance(conn, records_in)
         committing = time.perf_counter()
     store.STAGE_SECONDS["commit"] += time.perf_counter() - committing
+    timeline_cache.stale_after_commit(settings, stats.stale_entities, f"{source}/{stream}")
     identities.add_written(outcome.identities)
     elapsed = time.perf_counter() - started
     totals.records_in += records_in

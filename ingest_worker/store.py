@@ -16,7 +16,7 @@ import re
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 import sqlalchemy as sa
@@ -169,6 +169,8 @@ class WriteStats:
     chunks_changed: int = 0
     dead: int = 0
     rechunked: int = 0  # interactions whose chunks were rebuilt (inserted or changed)
+    # entities linked to an interaction this batch changed: their cached timelines go stale on commit
+    stale_entities: set[str] = field(default_factory=set)
 
 
 def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Optional[str],
@@ -198,6 +200,10 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
             heads, turns = rechunk.from_db(conn, existing)
             stats.chunks_changed += rechunk.write(conn, heads, turns, stored=True)
             stats.rechunked = len(done.inserted) + len(existing)
+        if existing:  # new interactions have no links yet: the resolve phase links them
+            stats.stale_entities = set(conn.execute(sa.text(
+                "SELECT DISTINCT entity_id::text FROM interaction_entities WHERE interaction_id = ANY(:ids)"),
+                {"ids": existing}).scalars())
     stats.dead = len(outcome.dead)
     return stats
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from common import db
+from common import db, timeline_cache
 from common.models import Company, EntityMapping, Person
 from common.settings import Settings
 from resolve_worker import cache, matching
@@ -30,6 +30,7 @@ class ResolveStats:
     companies: int = 0
     links: int = 0
     changed: int = 0
+    timelines_invalidated: int = 0
     seconds: float = 0.0
 
 
@@ -48,10 +49,10 @@ def resolve_all(settings: Settings, full: bool = False) -> ResolveStats:
                    or m.key in pins or (full and m.method != "manual")]
         by_key = {r.key: r for r in rows}
         _write_mappings(conn, changed, pinned={k for k in pins})
-        _write_entities(conn, mappings, by_key)
-        _delete_orphans(conn)
-        _mark_internal(conn)  # after the mappings: on a first run they did not exist before
-        links = _link_interactions(conn)
+        heads_changed = _write_entities(conn, mappings, by_key)
+        heads_changed |= _delete_orphans(conn)
+        heads_changed |= _mark_internal(conn)  # after the mappings: on a first run they did not exist before
+        links, links_changed = _link_interactions(conn)
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
         stats = ResolveStats(identities=len(rows), links=links, changed=len(changed),
                              persons=len({m.entity_id for m in mappings if m.entity_type == "person"}),
@@ -59,6 +60,9 @@ def resolve_all(settings: Settings, full: bool = False) -> ResolveStats:
     moved = [m.key for m in changed if before.get(m.key) is not None]
     if moved:
         cache.invalidate(settings, moved)
+    stale = heads_changed | links_changed
+    stats.timelines_invalidated = len(stale)
+    timeline_cache.stale_after_commit(settings, stale, "resolve")  # after the commit: a refill sees the new links
     stats.seconds = round(time.perf_counter() - started, 3)
     log.info("resolve identities=%d persons=%d companies=%d changed=%d links=%d ms=%.0f", stats.identities,
              stats.persons, stats.companies, stats.changed, stats.links, stats.seconds * 1000)
@@ -94,7 +98,8 @@ def _load_overrides(conn: sa.engine.Connection) -> list[resolve_overrides.Overri
                                        [resolve_overrides.as_key(k) for k in r["apart_keys"]]) for r in rows]
 
 
-def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping], by_key: dict) -> None:
+def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping], by_key: dict) -> set[str]:
+    """Upsert persons and companies; the ids of those inserted or changed (their timeline heads)."""
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for m in mappings:
         groups[(m.entity_type, m.entity_id)].append(by_key[m.key])
@@ -126,13 +131,18 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
         person_rows.append({"id": eid, "display_name": name[0][0] if name else None,
                             "primary_email": Counter(emails).most_common(1)[0][0] if emails else None,
                             "company_id": company})
+    changed: set[str] = set()
     for table, rows in ((Company.__table__, company_rows), (Person.__table__, person_rows)):
-        if not rows:
-            continue
-        stmt = insert(table)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={k: stmt.excluded[k] for k in rows[0] if k != "id"} | {"updated_at": sa.func.now()}), rows)
+        columns = [k for k in rows[0] if k != "id"] if rows else []
+        for start in range(0, len(rows), 5000):
+            stmt = insert(table)
+            # unchanged entities are not rewritten (nor reported)
+            differs = sa.tuple_(*(table.c[k] for k in columns)).is_distinct_from(
+                sa.tuple_(*(stmt.excluded[k] for k in columns)))
+            changed.update(str(i) for i in conn.execute(stmt.values(rows[start:start + 5000]).on_conflict_do_update(
+                index_elements=["id"], set_={k: stmt.excluded[k] for k in columns} | {"updated_at": sa.func.now()},
+                where=differs).returning(table.c.id)).scalars())
+    return changed
 
 
 def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping], pinned: set) -> None:
@@ -150,44 +160,65 @@ def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping]
             where=sa.or_(sa.not_(_EM.c.pinned), stmt.excluded.pinned)), rows[start:start + 5000])
 
 
-def _delete_orphans(conn: sa.engine.Connection) -> None:
-    """Entities no identity points at any more (merged away) are removed."""
-    conn.execute(sa.text("DELETE FROM persons p WHERE NOT EXISTS "
-                         "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = p.id)"))
-    conn.execute(sa.text("DELETE FROM companies c WHERE NOT EXISTS "
-                         "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = c.id)"))
+def _delete_orphans(conn: sa.engine.Connection) -> set[str]:
+    """Entities no identity points at any more (merged away) are removed; their ids."""
+    persons = conn.execute(sa.text("DELETE FROM persons p WHERE NOT EXISTS "
+                                   "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = p.id) RETURNING id::text"))
+    companies = conn.execute(sa.text("DELETE FROM companies c WHERE NOT EXISTS "
+                                     "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = c.id) RETURNING id::text"))
+    return set(persons.scalars()) | set(companies.scalars())
 
 
-def _mark_internal(conn: sa.engine.Connection) -> None:
-    conn.execute(sa.text(
-        "UPDATE persons p SET is_internal = EXISTS (SELECT 1 FROM entity_mappings em JOIN source_identities si "
-        "USING (source, source_type, source_id) WHERE em.entity_id = p.id AND si.is_internal)"))
+def _mark_internal(conn: sa.engine.Connection) -> set[str]:
+    """Persons whose identities include an internal one are internal; the ids whose mark changed."""
+    return set(conn.execute(sa.text(
+        "WITH marked AS (SELECT p.id, EXISTS (SELECT 1 FROM entity_mappings em JOIN source_identities si "
+        "USING (source, source_type, source_id) WHERE em.entity_id = p.id AND si.is_internal) AS internal "
+        "FROM persons p) "
+        "UPDATE persons p SET is_internal = m.internal FROM marked m "
+        "WHERE m.id = p.id AND p.is_internal IS DISTINCT FROM m.internal RETURNING p.id::text")).scalars())
 
 
-def _link_interactions(conn: sa.engine.Connection) -> int:
-    """Rebuild interaction_entities: participants' persons, their companies, associated companies."""
-    conn.execute(sa.text("DELETE FROM interaction_entities"))
-    conn.execute(sa.text("""
-        INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at)
-        SELECT DISTINCT em.entity_id, i.id, 'person', i.occurred_at
-          FROM participants p JOIN interactions i ON i.id = p.interaction_id
-          JOIN entity_mappings em ON em.source = i.source AND em.source_type = p.source_type
-                                 AND em.source_id = p.source_id
-        UNION
-        SELECT DISTINCT em.entity_id, i.id, 'person', i.occurred_at
-          FROM interaction_turns t JOIN interactions i ON i.id = t.interaction_id
-          JOIN entity_mappings em ON em.source = i.source AND em.source_type = t.speaker_source_type
-                                 AND em.source_id = t.speaker_source_id
-        ON CONFLICT DO NOTHING"""))
-    conn.execute(sa.text("""
-        INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at)
-        SELECT DISTINCT per.company_id, ie.interaction_id, 'company', ie.occurred_at
-          FROM interaction_entities ie JOIN persons per ON per.id = ie.entity_id
-         WHERE per.company_id IS NOT NULL AND NOT per.is_internal
-        UNION
-        SELECT DISTINCT em.entity_id, i.id, 'company', i.occurred_at
-          FROM interaction_companies ic JOIN interactions i ON i.id = ic.interaction_id
-          JOIN entity_mappings em ON em.source = i.source AND em.source_type = ic.source_type
-                                 AND em.source_id = ic.source_id
-        ON CONFLICT DO NOTHING"""))
-    return conn.execute(sa.text("SELECT count(*) FROM interaction_entities")).scalar()
+_NEW_LINKS_SQL = """
+    CREATE TEMP TABLE new_links ON COMMIT DROP AS
+    SELECT em.entity_id, i.id AS interaction_id, 'person'::varchar(16) AS entity_type, i.occurred_at
+      FROM participants p JOIN interactions i ON i.id = p.interaction_id
+      JOIN entity_mappings em ON em.source = i.source AND em.source_type = p.source_type
+                             AND em.source_id = p.source_id
+    UNION
+    SELECT em.entity_id, i.id, 'person', i.occurred_at
+      FROM interaction_turns t JOIN interactions i ON i.id = t.interaction_id
+      JOIN entity_mappings em ON em.source = i.source AND em.source_type = t.speaker_source_type
+                             AND em.source_id = t.speaker_source_id"""
+_NEW_COMPANY_LINKS_SQL = """
+    INSERT INTO new_links (entity_id, interaction_id, entity_type, occurred_at)
+    SELECT per.company_id, nl.interaction_id, 'company', nl.occurred_at
+      FROM new_links nl JOIN persons per ON per.id = nl.entity_id
+     WHERE per.company_id IS NOT NULL AND NOT per.is_internal
+    UNION
+    SELECT em.entity_id, i.id, 'company', i.occurred_at
+      FROM interaction_companies ic JOIN interactions i ON i.id = ic.interaction_id
+      JOIN entity_mappings em ON em.source = i.source AND em.source_type = ic.source_type
+                             AND em.source_id = ic.source_id"""
+_SAME_LINK = ("n.entity_id = ie.entity_id AND n.interaction_id = ie.interaction_id AND n.entity_type = ie.entity_type "
+              "AND n.occurred_at IS NOT DISTINCT FROM ie.occurred_at")
+
+
+def _link_interactions(conn: sa.engine.Connection) -> tuple[int, set[str]]:
+    """Bring interaction_entities to the links the mappings imply (participants' persons, their
+    companies, associated companies), touching only rows that differ; (links, entities whose links
+    changed). Rewriting every link each run would also make every cached timeline stale."""
+    conn.execute(sa.text(_NEW_LINKS_SQL))
+    conn.execute(sa.text(_NEW_COMPANY_LINKS_SQL))
+    conn.execute(sa.text("ANALYZE new_links"))  # temp tables get no autovacuum statistics
+    gone = conn.execute(sa.text(
+        "WITH gone AS (DELETE FROM interaction_entities ie WHERE NOT EXISTS "
+        f"(SELECT 1 FROM new_links n WHERE {_SAME_LINK}) RETURNING ie.entity_id) "
+        "SELECT DISTINCT entity_id::text FROM gone")).scalars().all()
+    came = conn.execute(sa.text(
+        "WITH came AS (INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at) "
+        "SELECT n.entity_id, n.interaction_id, n.entity_type, n.occurred_at FROM new_links n WHERE NOT EXISTS "
+        f"(SELECT 1 FROM interaction_entities ie WHERE {_SAME_LINK}) ON CONFLICT DO NOTHING RETURNING entity_id) "
+        "SELECT DISTINCT entity_id::text FROM came")).scalars().all()
+    links = conn.execute(sa.text("SELECT count(*) FROM interaction_entities")).scalar()
+    return links, set(gone) | set(came)

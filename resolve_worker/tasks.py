@@ -10,7 +10,7 @@ import time
 from sqlalchemy.exc import OperationalError
 
 from common import celery_app as ca
-from common import metrics, runs, settings as settings_mod, timeline_cache
+from common import metrics, runs, settings as settings_mod
 from resolve_worker import accuracy, analytics, entities
 
 
@@ -18,8 +18,7 @@ from resolve_worker import accuracy, analytics, entities
 def resolve_entities(self, *, run_id: str, full: bool = False) -> dict:
     s = settings_mod.get()
     runs.heartbeat(s, run_id)
-    stats = entities.resolve_all(s, full=full)
-    timeline_cache.invalidate(s)  # interaction links may have moved: cached timelines are stale
+    stats = entities.resolve_all(s, full=full)  # makes the timelines whose links changed stale
     runs.phase(s, run_id, "resolve", status="done", **stats.__dict__)
     accuracy.export(s)  # this process's gauge shows the latest labelled evaluation
     return stats.__dict__

@@ -74,3 +74,13 @@ def test_bad_configuration_fails_at_start_naming_the_variable(tmp_path):
                       ({"OPENAI_API_KEY_FILE": str(tmp_path / "missing")}, "OPENAI_API_KEY_FILE")):
         failed = _cli(["status"], {**env, "PAYREADY_DATA_DIR": str(tmp_path)})
         assert failed.returncode == 2 and name in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_generate_writes_sample_data_and_reports_its_counts(tmp_path):
+    done = _cli(["generate", "--scale", "2", "--out", str(tmp_path / "gen")], {"PAYREADY_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "generated unit 2/2" in done.stderr
+    counts = json.loads(done.stdout)
+    for source in ("gong", "slack", "hubspot", "salesforce"):
+        assert any((tmp_path / "gen" / source).glob("*.jsonl")), source
+    assert (tmp_path / "gen" / "ground_truth.jsonl").stat().st_size > 0 and counts

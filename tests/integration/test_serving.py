@@ -134,12 +134,21 @@ def test_a_change_invalidates_every_tier(domain, seeded, tiers):
     assert tiers.page(seeded["bob"], limit=5)[1] == "warm", "a domain-wide change reaches every entity"
 
 
-def test_the_hot_tier_holds_a_bounded_number_of_items(domain, seeded, tiers):
-    small = TimelineTiers(domain, tiers.redis, hot_max_items=10, listen=False)
-    small.page(seeded["company"], limit=6)
-    small.page(seeded["alice"], limit=6)  # 12 items > 10: the older page goes
-    assert small.hot.currsize == 6 and len(small.hot) == 1
-    assert small.page(seeded["company"], limit=6)[1] == "warm"
+def test_the_hot_tier_is_bounded_in_pages_and_in_bytes(domain, seeded, tiers):
+    by_pages = TimelineTiers(domain, tiers.redis, hot_max_pages=2, listen=False)
+    for entity in ("company", "alice", "bob"):  # three pages > 2: the least recently used goes
+        by_pages.page(seeded[entity], limit=6)
+    assert len(by_pages.hot) == 2
+    assert by_pages.page(seeded["company"], limit=6)[1] == "warm"
+    assert by_pages.page(seeded["bob"], limit=6)[1] == "hot"
+    sizes = [len(by_pages.page_body(seeded[entity], limit=6)[0]) for entity in ("company", "alice")]
+    cap = max(sizes) + 10  # room for either page, not for both
+    by_bytes = TimelineTiers(domain, tiers.redis, hot_max_bytes=cap, listen=False)
+    by_bytes.page(seeded["company"], limit=6)
+    by_bytes.page(seeded["alice"], limit=6)  # together over the byte cap: the older goes
+    assert len(by_bytes.hot) == 1 and by_bytes.hot.currsize == sizes[1]
+    assert by_bytes.page(seeded["company"], limit=6)[1] == "warm"
+    assert by_bytes.page(seeded["alice"], limit=6)[1] == "warm", "the company page pushed it out in turn"
 
 
 def test_a_quiet_channel_stays_subscribed(tiers):
@@ -335,7 +344,7 @@ def test_a_key_lookup_is_cached_for_its_ttl_then_a_revoked_key_is_refused(domain
     from api import auth
 
     key = auth.create_key(domain, "cached")
-    store = auth.KeyStore(domain, ttl=0.5)
+    store = auth.KeyStore(domain, ttl=0.5, listen=False)  # the TTL alone: a process away from Redis
     queries = []
     engine = db.engine_for(domain)
     listener = lambda *a, **k: queries.append(1)  # noqa: E731
@@ -351,6 +360,25 @@ def test_a_key_lookup_is_cached_for_its_ttl_then_a_revoked_key_is_refused(domain
         assert store.lookup("pr_x.unknown") is None and store.lookup("pr_x.unknown") is None
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
+
+
+def test_a_revoked_key_is_refused_at_once_by_every_subscribed_process(domain):
+    from api import auth
+
+    key, other = auth.create_key(domain, "leaving"), auth.create_key(domain, "staying")
+    stores = [auth.KeyStore(domain, ttl=3600) for _ in range(2)]  # two API processes' caches
+    for store in stores:
+        store.lookup(other)  # the first lookup in a process subscribes
+        assert store._subscriber.listening.wait(10), "subscribed to the revocation channel"
+        assert store.lookup(key) == ("leaving", domain.domain) and store.lookup(other) == ("staying", domain.domain)
+    assert auth.revoke_keys(domain, "leaving") == 1
+    for store in stores:
+        deadline = time.monotonic() + 10
+        while store.revocations == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.revocations == 1
+        assert store.lookup(key) is None, "refused at once, not after the hour-long TTL of the cached entry"
+        assert store.lookup(other) == ("staying", domain.domain)
 
 
 def test_audit_rows_queued_by_gunicorn_workers_are_written_when_they_stop(domain, seeded, tmp_path):
