@@ -152,10 +152,12 @@ _INTERACTION_COLUMNS = (("kind", "text"), ("occurred_at", "timestamptz"), ("titl
                         ("duration_s", "float8"), ("direction", "text"), ("url", "text"),
                         ("metadata", "jsonb"), ("deleted", "boolean"))
 _KEEP_IF_NULL = ("occurred_at", "title", "body", "duration_s", "direction", "url")
+# Set on insert only: a stored row's hash is recomputed from its merged stored state (rechunk).
+_INSERT_ONLY = (("content_hash", "text"),)
 
 
 def _interaction_sql(partial: bool) -> str:
-    names = [c for c, _ in _INTERACTION_COLUMNS]
+    names = [c for c, _ in _INTERACTION_COLUMNS + _INSERT_ONLY]
     new = {"kind": "excluded.kind"}
     new |= {c: f"coalesce(excluded.{c}, t.{c})" for c in _KEEP_IF_NULL}
     new["metadata"] = "t.metadata || excluded.metadata"
@@ -164,7 +166,7 @@ def _interaction_sql(partial: bool) -> str:
     return (
         f"INSERT INTO interactions AS t (source, source_type, source_id, {', '.join(names)}) "
         f"SELECT r.source, r.source_type, r.source_id, {', '.join('r.' + c for c in names)} "
-        f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY + _INTERACTION_COLUMNS)}) "
+        f"FROM json_to_recordset(%(rows)s::json) AS r({_record_type(_KEY + _INTERACTION_COLUMNS + _INSERT_ONLY)}) "
         f"ON CONFLICT ON CONSTRAINT uq_interactions_source_key DO UPDATE SET "
         f"{', '.join(f'{c} = {v}' for c, v in new.items())}, updated_at = now() "
         f"WHERE {_distinct('t', new)} "
@@ -183,17 +185,21 @@ class InteractionWrite:
     ids: dict[model.IdentityKey, int] = field(default_factory=dict)  # every id RETURNING gave
 
 
-def upsert_interactions(conn: sa.engine.Connection, items: list[model.Interaction], done: InteractionWrite) -> None:
+def upsert_interactions(conn: sa.engine.Connection, items: list[model.Interaction], done: InteractionWrite,
+                        hashes: Optional[dict[model.IdentityKey, str]] = None) -> None:
     """Full records also carry deletion; partial ones (turns from another stream) never touch it.
 
-    Keys must be unique within ``items``.
+    ``hashes`` are content hashes for rows that turn out new (``rechunk.prepare``); a stored
+    row keeps its own. Keys must be unique within ``items``.
     """
+    hashes = hashes or {}
     for partial in (False, True):
         rows = [{
             "source": i.key.source, "source_type": i.key.source_type, "source_id": i.key.source_id,
             "kind": i.kind, "occurred_at": i.occurred_at, "title": clean_text(i.title), "body": clean_text(i.body),
             "duration_s": i.duration_s, "direction": i.direction, "url": i.url,
             "metadata": clean_json(i.metadata), "deleted": bool(i.metadata.get("deleted")) and not partial,
+            "content_hash": hashes.get(i.key),
         } for i in items if i.partial is partial]
         if not rows:
             continue
