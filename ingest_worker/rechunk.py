@@ -7,16 +7,17 @@ its stored state merges several deliveries. Unchanged interactions are not touch
 chunk rows keep their ids, hashes and embeddings. Either way the chunks are a function of the
 stored state only (``common.chunking`` is deterministic), so both paths give the same chunks.
 
-A whole (not partial) interaction of the batch is cut *before* its row is inserted (``prepare``),
-so the row is inserted with its ``content_hash`` and written once: setting the hash afterwards
-rewrote every new row (a non-HOT update of a full page: a second heap tuple and an entry in each
-of its indexes). Partial ones (turns from another stream) usually merge into a stored row, so they
-are cut after the upsert, from the batch when they turn out new, from Postgres otherwise.
+An interaction the batch will insert is cut *before* its row is inserted (``prepare``), so the
+row goes in with its ``content_hash`` and is written once: setting the hash afterwards rewrote
+every new row (a non-HOT update of a full page: a second heap tuple and an entry in each of its
+indexes). The writer knows which rows are new: whole interactions are new unless re-delivered,
+and partial ones (turns from another stream) are looked up first, since they usually merge into
+a stored row.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import Optional
+from typing import Iterable, Optional
 
 import sqlalchemy as sa
 
@@ -92,15 +93,15 @@ def cut(head: _Head, turns: list[dict]) -> Cut:
     return drafts, hashlib.sha256("".join(d.content_hash for d in drafts).encode()).hexdigest()
 
 
-def prepare(items: list[model.Interaction], turns_of: dict, participants_of: dict) -> dict[model.IdentityKey, Cut]:
-    """Chunks of the batch's whole interactions as if each were new, before they are upserted.
+def prepare(items: Iterable[model.Interaction], turns_of: dict, participants_of: dict
+            ) -> dict[model.IdentityKey, Cut]:
+    """Chunks of ``items`` as if each were new, before they are upserted.
 
     Used for the rows the upsert then reports inserted (their hash goes in with the row); a row
     that turns out stored already is cut again from its merged stored state, so a wasted cut
     costs time on re-delivery, never correctness.
     """
-    return {item.key: cut(*_batch_head(item, 0, turns_of, participants_of))
-            for item in items if not item.partial}
+    return {item.key: cut(*_batch_head(item, 0, turns_of, participants_of)) for item in items}
 
 
 def _chunk_rows(iid: int, drafts: list[chunking.ChunkDraft]) -> list[dict]:

@@ -179,8 +179,10 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
     with stage("write"):
         turns_of = {i.key: upserts.turn_rows(i) for i in interactions}
         participants_of = {i.key: upserts.participant_rows(i) for i in interactions}
+        # partial interactions usually add to a stored row; whole ones are usually new
+        stored = upserts.stored_ids(conn, [i.key for i in interactions if i.partial])
     with stage("rechunk"):
-        prepared = rechunk.prepare(interactions, turns_of, participants_of)
+        prepared = rechunk.prepare([i for i in interactions if i.key not in stored], turns_of, participants_of)
     with stage("write"):
         identities = _dedupe_identities(outcome.identities)
         upserts.upsert_identities(conn, identities)
@@ -188,7 +190,8 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
         done = upserts.InteractionWrite()
         if interactions:
             upserts.upsert_interactions(conn, interactions, done, {k: h for k, (_, h) in prepared.items()})
-            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of, done.ids)
+            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of,
+                                                    stored | done.ids)
             stats.interactions = len(interactions)
         for dead in outcome.dead:
             position = positions.get(id(dead.record))
@@ -196,7 +199,8 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
     if interactions:
         with stage("rechunk"):
             stats.chunks_changed = rechunk.write_prepared(conn, prepared, done.inserted)
-            # new rows nothing was prepared for (partial ones) are cut now and get their hash by UPDATE
+            # new rows nothing was prepared for (stored a moment before, or so it seemed) are cut
+            # now and get their hash by UPDATE
             unprepared = {k: iid for k, iid in done.inserted.items() if k not in prepared}
             heads, turns = rechunk.from_batch(unprepared, interactions, turns_of, participants_of)
             stats.chunks_changed += rechunk.write(conn, heads, turns, stored=False)

@@ -212,18 +212,28 @@ def upsert_interactions(conn: sa.engine.Connection, items: list[model.Interactio
                 done.changed.add(iid)
 
 
-# ---- turns, participants, companies (joined to their interaction by its key) ----
-# Rows carry their interaction's id when the interaction upsert returned it (inserted or
-# changed: nearly every row of a first delivery) and are matched by key otherwise; the lookup
-# by key (an index probe of three text columns per child row) runs only for rows without ``iid``
-# (COALESCE evaluates its subquery only when needed). Every key was upserted earlier in the same
-# transaction, so the lookup always finds it; ``IS NOT NULL`` keeps the join's "no interaction,
-# no child" rule all the same.
-_CHILD_ROWS = (
-    "(SELECT coalesce(j.iid, (SELECT i.id FROM interactions i WHERE i.source = j.source "
-    "AND i.source_type = j.source_type AND i.source_id = j.source_id)) AS interaction_id, j.* "
-    "FROM json_to_recordset(%(rows)s::json) AS j({columns})) AS r WHERE r.interaction_id IS NOT NULL")
-_IID = (("iid", "bigint"),)
+# ---- turns, participants, companies (each row carries its interaction's id) ----
+# Ids come from the interaction upsert's RETURNING (inserted or changed rows), from the writer's
+# look-up of stored partial interactions, or from one query for the rest (``stored_ids``): one
+# index probe per interaction, where matching every child row by key in SQL cost one probe per
+# turn (a Gong call has dozens) and sent the three key strings with every row.
+_IDS_SQL = (
+    "SELECT i.id, i.source, i.source_type, i.source_id FROM json_to_recordset(%(rows)s::json) "
+    "AS k(source text, source_type text, source_id text) JOIN interactions i "
+    "ON i.source = k.source AND i.source_type = k.source_type AND i.source_id = k.source_id")
+_CHILD_ROWS = "json_to_recordset(%(rows)s::json) AS r({columns})"
+_IID = (("interaction_id", "bigint"),)
+
+
+def stored_ids(conn: sa.engine.Connection, keys: Iterable[model.IdentityKey]) -> dict[model.IdentityKey, int]:
+    """Ids of the stored interactions among ``keys`` (absent keys are left out)."""
+    rows = [{"source": k.source, "source_type": k.source_type, "source_id": k.source_id} for k in keys]
+    if not rows:
+        return {}
+    return {model.IdentityKey(source, source_type, source_id): iid
+            for iid, source, source_type, source_id in execute(conn, _IDS_SQL, rows)}
+
+
 _TURN_COLUMNS = (("turn_key", "text"), ("start_ms", "bigint"), ("end_ms", "bigint"), ("speaker_id", "text"),
                  ("speaker_name", "text"), ("speaker_source_type", "text"), ("speaker_source_id", "text"),
                  ("topic", "text"), ("text", "text"))
@@ -239,7 +249,7 @@ def _turn_sql() -> str:
     return (
         f"INSERT INTO interaction_turns AS t (interaction_id, {', '.join(names)}) "
         f"SELECT r.interaction_id, {', '.join('r.' + c for c in names)} "
-        f"FROM {_CHILD_ROWS.format(columns=_record_type(_KEY + _IID + _TURN_COLUMNS))} "
+        f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID + _TURN_COLUMNS))} "
         f"ON CONFLICT (interaction_id, turn_key) DO UPDATE SET {', '.join(f'{c} = {v}' for c, v in new.items())} "
         f"WHERE {_distinct('t', new)} RETURNING t.interaction_id")
 
@@ -252,7 +262,7 @@ def _participant_sql() -> str:
     return (
         f"INSERT INTO participants AS t (interaction_id, {', '.join(stored)}) "
         f"SELECT r.interaction_id, {', '.join('r.' + c for c in given)} "
-        f"FROM {_CHILD_ROWS.format(columns=_record_type(_KEY + _IID + _PARTICIPANT_COLUMNS))} "
+        f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID + _PARTICIPANT_COLUMNS))} "
         f"ON CONFLICT (interaction_id, participant_key) DO UPDATE SET "
         f"{', '.join(f'{c} = {v}' for c, v in new.items())} "
         f"WHERE {_distinct('t', new)} RETURNING t.interaction_id")
@@ -263,7 +273,7 @@ _PARTICIPANT_SQL = _participant_sql()
 _COMPANY_SQL = (
     "INSERT INTO interaction_companies (interaction_id, source_type, source_id) "
     "SELECT r.interaction_id, r.company_source_type, r.company_source_id "
-    f"FROM {_CHILD_ROWS.format(columns=_record_type(_KEY + _IID) + ', company_source_type text, company_source_id text')} "
+    f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID) + ', company_source_type text, company_source_id text')} "
     "ON CONFLICT DO NOTHING")
 
 
@@ -305,12 +315,17 @@ def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
                     ids: Optional[dict[model.IdentityKey, int]] = None) -> set[int]:
     """Upsert turns, participants and company links; returns ids of interactions whose turns or
     participants changed (their chunks may read differently). ``ids`` holds the interaction ids
-    already known (from the interaction upsert); the others are looked up by key."""
-    ids = ids or {}
+    already known; the others are looked up by key, and an item with no stored interaction gets
+    no child rows."""
+    ids = dict(ids or {})
+    ids.update(stored_ids(conn, [i.key for i in items if i.key not in ids and (
+        turns_of[i.key] or participants_of[i.key] or i.companies)]))
     turns, participants, companies = [], [], []
     for item in items:
-        key = {"source": item.key.source, "source_type": item.key.source_type, "source_id": item.key.source_id,
-               "iid": ids.get(item.key)}
+        iid = ids.get(item.key)
+        if iid is None:
+            continue
+        key = {"interaction_id": iid}
         turns.extend(key | row for row in turns_of[item.key].values())
         participants.extend(key | row for row in participants_of[item.key].values())
         for c in dict.fromkeys(item.companies):

@@ -176,9 +176,9 @@ def _written(before: dict, after: dict) -> dict[str, tuple[int, int]]:
 
 
 def test_a_new_interaction_row_is_written_once_with_its_content_hash(domain):
-    """Whole interactions are cut before the insert, so their row goes in with its hash: no second
-    write of every new row (an UPDATE would count in n_tup_upd). The hash equals the one cut from
-    the stored state, and a new partial interaction (nothing to cut beforehand) still gets one."""
+    """New interactions are cut before the insert, so their row goes in with its hash: no second
+    write of every new row (an UPDATE would count in n_tup_upd). That holds for a partial one too
+    (looked up first: absent, so new), and the hash equals the one cut from the stored state."""
     with db.transaction(domain) as conn:
         before = _xact_writes(conn)
         stats = store.write_outcome(conn, Outcome(interactions=[
@@ -186,7 +186,7 @@ def test_a_new_interaction_row_is_written_once_with_its_content_hash(domain):
             _call("w3", "", [("s1", "Turns before their call.", 0)], partial=True)], processed=3), None, "gong", {})
         inserted, updated = _written(before, _xact_writes(conn))["interactions"]
         assert stats.rechunked == 3 and inserted == 3
-        assert updated == 1, "only the partial interaction's hash is set by UPDATE"
+        assert updated == 0, "no new row is written twice"
         stored = dict(conn.execute(sa.text(
             "SELECT source_id, content_hash FROM interactions WHERE source_id IN ('w1', 'w2', 'w3')")).all())
         ids = dict(conn.execute(sa.text(
@@ -212,3 +212,19 @@ def test_redelivering_a_batch_writes_no_row(domain):
         writes = _written(before, _xact_writes(conn))
     assert stats.rechunked == 0 and stats.chunks_changed == 0
     assert writes == {t: (0, 0) for t in writes}
+
+
+def test_a_new_row_nothing_was_cut_for_still_gets_chunks_and_its_hash(domain, monkeypatch):
+    """If the look-up of partial interactions says stored but the upsert inserts (a row deleted in
+    between), the row is cut after the insert and its hash set by UPDATE: never left without."""
+    from ingest_worker import upserts
+
+    real = upserts.stored_ids
+    monkeypatch.setattr(upserts, "stored_ids", lambda conn, keys: {k: -1 for k in keys} if keys else real(conn, keys))
+    stats = _write(domain, _call("f1", "", [("s1", "Arrived first.", 0)], partial=True))
+    assert stats.rechunked == 1 and stats.chunks_changed == 1
+    with db.transaction(domain) as conn:
+        iid, content_hash = conn.execute(sa.text("SELECT id, content_hash FROM interactions WHERE source_id = 'f1'")).one()
+        heads, turns = rechunk.from_db(conn, [iid])
+    assert content_hash == rechunk.cut(heads[0], turns[iid])[1]
+    assert "Arrived first." in _chunks(domain, "f1")[0].text
