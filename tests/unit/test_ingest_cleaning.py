@@ -10,7 +10,7 @@ import pytest
 
 from common import pii
 from ingest_worker import landing, upserts
-from ingest_worker.sources.text import json_copy, leftover
+from ingest_worker.sources.text import leftover
 
 SAMPLES = [
     "", "no digits at all", "call 555-123-4567", "card 4111 1111 1111 1111 ok", "4111-1111-1111-1111",
@@ -87,13 +87,20 @@ def test_clean_text_drops_nul_and_masks():
     assert upserts.clean_text(None) is None
 
 
-def test_json_copy_is_deep_and_equal():
+def test_leftover_keeps_unused_fields_and_leaves_the_record_alone():
     record = {"a": [{"b": {"c": [1, "x", None]}}], "d": 1.5, "e": None, "f": True}
-    copied = json_copy(record)
-    assert copied == record
-    copied["a"][0]["b"]["c"].append(2)
-    assert record["a"][0]["b"]["c"] == [1, "x", None]
-    assert leftover(record, {"d"}) == {"a": [{"b": {"c": [1, "x", None]}}], "f": True}
+    rest = leftover(record, {"d"})
+    assert rest == {"a": [{"b": {"c": [1, "x", None]}}], "f": True}
+    rest["g"] = 1
+    assert "g" not in record and record["d"] == 1.5
+
+
+def test_stored_metadata_never_reaches_back_into_the_record():
+    """Metadata shares nested values with its record (no deep copy); the writer's cleaning builds a
+    new value when it masks, so the record keeps its text."""
+    record = {"n": {"card": "4111 1111 1111 1111"}}
+    assert upserts.clean_json(leftover(record, ())) == {"n": {"card": "[CARD]"}}
+    assert record == {"n": {"card": "4111 1111 1111 1111"}}
 
 
 @pytest.mark.parametrize("text", ['{"a": NaN}', '{"big": 123456789012345678901234567890}', '{"a": [1, "é"]}',
