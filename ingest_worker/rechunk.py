@@ -25,12 +25,14 @@ from common import chunking
 from ingest_worker import model
 from ingest_worker.upserts import clean_text, execute
 
-_CHUNK_SQL = (
+# chunks of an interaction this transaction inserted need no conflict check (it has none yet)
+_CHUNK_INSERT = (
     "INSERT INTO chunks AS c (id, interaction_id, ordinal, text, token_count, start_ms, end_ms, speakers, "
     "content_hash) SELECT r.id, r.interaction_id, r.ordinal, r.text, r.token_count, r.start_ms, r.end_ms, "
     "r.speakers, r.content_hash FROM json_to_recordset(%(rows)s::json) AS r(id uuid, interaction_id bigint, "
-    "ordinal int, text text, token_count int, start_ms bigint, end_ms bigint, speakers jsonb, content_hash text) "
-    "ON CONFLICT (id) DO UPDATE SET ordinal = excluded.ordinal, text = excluded.text, "
+    "ordinal int, text text, token_count int, start_ms bigint, end_ms bigint, speakers jsonb, content_hash text)")
+_CHUNK_SQL = _CHUNK_INSERT + (
+    " ON CONFLICT (id) DO UPDATE SET ordinal = excluded.ordinal, text = excluded.text, "
     "token_count = excluded.token_count, start_ms = excluded.start_ms, end_ms = excluded.end_ms, "
     "speakers = excluded.speakers, content_hash = excluded.content_hash "
     # the text is a function of content_hash: comparing the hash avoids comparing the text
@@ -120,7 +122,7 @@ def write_prepared(conn: sa.engine.Connection, prepared: dict[model.IdentityKey,
         if done is not None:
             rows.extend(_chunk_rows(iid, done[0]))
     if rows:
-        execute(conn, _CHUNK_SQL, rows)
+        execute(conn, _CHUNK_INSERT, rows)
     return len(rows)
 
 

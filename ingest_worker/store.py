@@ -191,7 +191,7 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
         if interactions:
             upserts.upsert_interactions(conn, interactions, done, {k: h for k, (_, h) in prepared.items()})
             done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of,
-                                                    stored | done.ids)
+                                                    stored | done.ids, frozenset(done.inserted.values()))
             stats.interactions = len(interactions)
         for dead in outcome.dead:
             position = positions.get(id(dead.record))

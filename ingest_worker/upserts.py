@@ -260,19 +260,19 @@ _PARTICIPANT_COLUMNS = (("participant_key", "text"), ("role", "text"), ("source_
                         ("speaker_id", "text"))
 
 
-def _turn_sql() -> str:
+def _turn_sql() -> tuple[str, str]:
     names = [c for c, _ in _TURN_COLUMNS]
     new = {c: f"excluded.{c}" for c in names if c not in ("turn_key", "speaker_name")}
     new["speaker_name"] = "coalesce(excluded.speaker_name, t.speaker_name)"
     return (
         f"INSERT INTO interaction_turns AS t (interaction_id, {', '.join(names)}) "
         f"SELECT r.interaction_id, {', '.join('r.' + c for c in names)} "
-        f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID + _TURN_COLUMNS))} "
-        f"ON CONFLICT (interaction_id, turn_key) DO UPDATE SET {', '.join(f'{c} = {v}' for c, v in new.items())} "
+        f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID + _TURN_COLUMNS))}"), (
+        f" ON CONFLICT (interaction_id, turn_key) DO UPDATE SET {', '.join(f'{c} = {v}' for c, v in new.items())} "
         f"WHERE {_distinct('t', new)} RETURNING t.interaction_id")
 
 
-def _participant_sql() -> str:
+def _participant_sql() -> tuple[str, str]:
     # source_type/source_id of the participant's identity are suffixed: the key columns name the interaction
     stored = ["participant_key", "role", "source_type", "source_id", "name", "email", "affiliation", "speaker_id"]
     given = [c for c, _ in _PARTICIPANT_COLUMNS]
@@ -280,19 +280,33 @@ def _participant_sql() -> str:
     return (
         f"INSERT INTO participants AS t (interaction_id, {', '.join(stored)}) "
         f"SELECT r.interaction_id, {', '.join('r.' + c for c in given)} "
-        f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID + _PARTICIPANT_COLUMNS))} "
-        f"ON CONFLICT (interaction_id, participant_key) DO UPDATE SET "
+        f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID + _PARTICIPANT_COLUMNS))}"), (
+        f" ON CONFLICT (interaction_id, participant_key) DO UPDATE SET "
         f"{', '.join(f'{c} = {v}' for c, v in new.items())} "
         f"WHERE {_distinct('t', new)} RETURNING t.interaction_id")
 
 
+# Each child statement in two parts: the INSERT, and the conflict clause that makes it an upsert.
+# Rows of an interaction this transaction inserted go in by the INSERT alone: such an interaction
+# has no children yet (they would have been deleted with any earlier row of its key, by cascade),
+# and skipping the conflict check (speculative insertion, RETURNING) saves about a third of the
+# statement's server time. A violated assumption fails the batch loudly; it never doubles a row.
 _TURN_SQL = _turn_sql()
 _PARTICIPANT_SQL = _participant_sql()
 _COMPANY_SQL = (
     "INSERT INTO interaction_companies (interaction_id, source_type, source_id) "
     "SELECT r.interaction_id, r.company_source_type, r.company_source_id "
-    f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID) + ', company_source_type text, company_source_id text')} "
-    "ON CONFLICT DO NOTHING")
+    f"FROM {_CHILD_ROWS.format(columns=_record_type(_IID) + ', company_source_type text, company_source_id text')}",
+    " ON CONFLICT DO NOTHING")
+
+
+def _insert_children(conn: sa.engine.Connection, sql: tuple[str, str], rows: list[dict], new_ids: set[int]) -> list:
+    """Rows of new interactions by plain INSERT, the others by upsert; returns what the upsert returned."""
+    fresh = [r for r in rows if r["interaction_id"] in new_ids]
+    rest = [r for r in rows if r["interaction_id"] not in new_ids] if fresh else rows
+    if fresh:
+        execute(conn, sql[0], fresh)
+    return execute(conn, sql[0] + sql[1], rest) if rest else []
 
 
 def participant_key(p: model.Participant) -> Optional[str]:
@@ -330,11 +344,12 @@ def participant_rows(item: model.Interaction) -> dict[str, dict]:
 
 def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
                     turns_of: dict[model.IdentityKey, dict], participants_of: dict[model.IdentityKey, dict],
-                    ids: Optional[dict[model.IdentityKey, int]] = None) -> set[int]:
+                    ids: Optional[dict[model.IdentityKey, int]] = None, new_ids: frozenset[int] = frozenset(),
+                    ) -> set[int]:
     """Upsert turns, participants and company links; returns ids of interactions whose turns or
     participants changed (their chunks may read differently). ``ids`` holds the interaction ids
     already known; the others are looked up by key, and an item with no stored interaction gets
-    no child rows."""
+    no child rows. ``new_ids`` are interactions inserted by this transaction (no children yet)."""
     ids = dict(ids or {})
     ids.update(stored_ids(conn, [i.key for i in items if i.key not in ids and (
         turns_of[i.key] or participants_of[i.key] or i.companies)]))
@@ -350,9 +365,9 @@ def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
             companies.append(key | {"company_source_type": c.source_type, "company_source_id": c.source_id})
     changed: set[int] = set()
     if turns:
-        changed.update(r[0] for r in execute(conn, _TURN_SQL, turns))
+        changed.update(r[0] for r in _insert_children(conn, _TURN_SQL, turns, new_ids))
     if participants:
-        changed.update(r[0] for r in execute(conn, _PARTICIPANT_SQL, participants))
+        changed.update(r[0] for r in _insert_children(conn, _PARTICIPANT_SQL, participants, new_ids))
     if companies:
-        execute(conn, _COMPANY_SQL, companies)
+        _insert_children(conn, _COMPANY_SQL, companies, new_ids)
     return changed
