@@ -135,14 +135,21 @@ def from_db(conn: sa.engine.Connection, ids: list[int]) -> tuple[list[_Head], di
              for r in conn.execute(sa.text(
                  "SELECT id, source, source_type, source_id, kind, title, body, deleted FROM interactions "
                  "WHERE id = ANY(:ids)"), params)]
-    names = {(r.interaction_id, r.speaker_id): r.name for r in conn.execute(sa.text(
-        "SELECT interaction_id, speaker_id, name FROM participants "
-        "WHERE interaction_id = ANY(:ids) AND speaker_id IS NOT NULL"), params)}
+    # One primary-key probe per id (LATERAL subqueries with their own ORDER BY are planned per id):
+    # with `= ANY(:ids)` or a plain join, on tables that grew since their last ANALYZE (every ingest
+    # run), the planner chose to scan and even sort the whole table per batch (0.1 s each, growing).
+    names = {(iid, speaker_id): name for iid, speaker_id, name in conn.execute(sa.text(
+        "SELECT k.iid, p.speaker_id, p.name FROM unnest(CAST(:ids AS bigint[])) AS k(iid) CROSS JOIN LATERAL "
+        "(SELECT speaker_id, name FROM participants WHERE interaction_id = k.iid AND speaker_id IS NOT NULL "
+        "ORDER BY participant_key) AS p"), params)}
     turns: dict[int, list[dict]] = {}
     # rows unpacked as tuples: attribute access on each of ~100k result rows cost more than the query
     for iid, text, start_ms, end_ms, speaker_id, speaker_name in conn.execute(sa.text(
-            "SELECT interaction_id, text, start_ms, end_ms, speaker_id, speaker_name FROM interaction_turns "
-            'WHERE interaction_id = ANY(:ids) ORDER BY interaction_id, start_ms, turn_key COLLATE "C"'), params):
+            "SELECT k.iid, t.text, t.start_ms, t.end_ms, t.speaker_id, t.speaker_name "
+            "FROM unnest(CAST(:ids AS bigint[])) AS k(iid) CROSS JOIN LATERAL "
+            "(SELECT text, start_ms, end_ms, speaker_id, speaker_name, turn_key FROM interaction_turns "
+            'WHERE interaction_id = k.iid ORDER BY start_ms, turn_key COLLATE "C") AS t '
+            'ORDER BY k.iid, t.start_ms, t.turn_key COLLATE "C"'), params):
         name = speaker_name or names.get((iid, speaker_id)) or speaker_id
         turns.setdefault(iid, []).append({"text": text, "start_ms": start_ms, "end_ms": end_ms, "speaker_name": name})
     return heads, turns
