@@ -47,12 +47,23 @@ def _squash(text: str) -> str:
 def estimate_tokens(text: str | None) -> int:
     if not text:
         return 0
-    return math.ceil(len(_TOKEN_RE.findall(text)) * TOKEN_FACTOR)
+    return math.ceil(_pieces(text) * TOKEN_FACTOR)
+
+
+# ASCII text counted without building a list of token strings: each byte becomes "a" (a word
+# character), " " (whitespace) or "." (anything else), as the regex's own \\w and \\s classify it;
+# the pieces are then the runs of "a" plus the "."s. Same count, a fraction of ``findall``'s cost.
+_SHAPE = bytes(
+    ord("a") if re.fullmatch(r"\w", chr(c)) else ord(" ") if re.fullmatch(r"\s", chr(c)) else ord(".")
+    for c in range(128)) + b"." * 128  # only ASCII text is shaped
 
 
 def _pieces(text: str) -> int:
     """Raw ``\\w+|[^\\w\\s]`` pieces: joining texts with whitespace adds theirs up exactly."""
-    return len(_TOKEN_RE.findall(text))
+    if not text.isascii():
+        return len(_TOKEN_RE.findall(text))
+    shape = b" " + text.encode().translate(_SHAPE)
+    return shape.count(b" a") + shape.count(b".a") + shape.count(b".")
 
 
 @dataclass(frozen=True)
@@ -112,7 +123,7 @@ def _split_words(text: str, budget: int) -> list[str]:
     current: list[str] = []
     current_tokens = 0
     for word in text.split():
-        n = len(_TOKEN_RE.findall(word))
+        n = _pieces(word)
         if n > per_piece:
             if current:
                 pieces.append(" ".join(current))

@@ -6,11 +6,18 @@ that existed and changed (a partial record adding turns, an edit) is re-read fro
 its stored state merges several deliveries. Unchanged interactions are not touched at all: their
 chunk rows keep their ids, hashes and embeddings. Either way the chunks are a function of the
 stored state only (``common.chunking`` is deterministic), so both paths give the same chunks.
+
+An interaction the batch will insert is cut *before* its row is inserted (``prepare``), so the
+row goes in with its ``content_hash`` and is written once: setting the hash afterwards rewrote
+every new row (a non-HOT update of a full page: a second heap tuple and an entry in each of its
+indexes). The writer knows which rows are new: whole interactions are new unless re-delivered,
+and partial ones (turns from another stream) are looked up first, since they usually merge into
+a stored row.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import Optional
+from typing import Iterable, Optional
 
 import sqlalchemy as sa
 
@@ -18,12 +25,14 @@ from common import chunking
 from ingest_worker import model
 from ingest_worker.upserts import clean_text, execute
 
-_CHUNK_SQL = (
+# chunks of an interaction this transaction inserted need no conflict check (it has none yet)
+_CHUNK_INSERT = (
     "INSERT INTO chunks AS c (id, interaction_id, ordinal, text, token_count, start_ms, end_ms, speakers, "
     "content_hash) SELECT r.id, r.interaction_id, r.ordinal, r.text, r.token_count, r.start_ms, r.end_ms, "
     "r.speakers, r.content_hash FROM json_to_recordset(%(rows)s::json) AS r(id uuid, interaction_id bigint, "
-    "ordinal int, text text, token_count int, start_ms bigint, end_ms bigint, speakers jsonb, content_hash text) "
-    "ON CONFLICT (id) DO UPDATE SET ordinal = excluded.ordinal, text = excluded.text, "
+    "ordinal int, text text, token_count int, start_ms bigint, end_ms bigint, speakers jsonb, content_hash text)")
+_CHUNK_SQL = _CHUNK_INSERT + (
+    " ON CONFLICT (id) DO UPDATE SET ordinal = excluded.ordinal, text = excluded.text, "
     "token_count = excluded.token_count, start_ms = excluded.start_ms, end_ms = excluded.end_ms, "
     "speakers = excluded.speakers, content_hash = excluded.content_hash "
     # the text is a function of content_hash: comparing the hash avoids comparing the text
@@ -52,22 +61,69 @@ def _turn_order(turn: dict) -> tuple:
     return turn["start_ms"], turn["turn_key"].encode()
 
 
+def _batch_head(item: model.Interaction, iid: int, turns_of: dict, participants_of: dict
+                ) -> tuple[_Head, list[dict]]:
+    head = _Head(iid, item.key, item.kind, clean_text(item.title), clean_text(item.body),
+                 bool(item.metadata.get("deleted")) and not item.partial)
+    names = {p["speaker_id"]: p["name"] for p in participants_of[item.key].values() if p["speaker_id"] is not None}
+    rows = sorted(turns_of[item.key].values(), key=_turn_order)
+    return head, [{"text": t["text"], "start_ms": t["start_ms"], "end_ms": t["end_ms"],
+                   "speaker_name": t["speaker_name"] or names.get(t["speaker_id"]) or t["speaker_id"]}
+                  for t in rows]
+
+
 def from_batch(inserted: dict[model.IdentityKey, int], items: list[model.Interaction],
                turns_of: dict, participants_of: dict) -> tuple[list[_Head], dict[int, list[dict]]]:
     """Heads and turns of interactions this batch inserted, from the rows it wrote."""
     heads, turns = [], {}
     for item in items:
         iid = inserted.get(item.key)
-        if iid is None:
-            continue
-        heads.append(_Head(iid, item.key, item.kind, clean_text(item.title), clean_text(item.body),
-                           bool(item.metadata.get("deleted")) and not item.partial))
-        names = {p["speaker_id"]: p["name"] for p in participants_of[item.key].values() if p["speaker_id"] is not None}
-        rows = sorted(turns_of[item.key].values(), key=_turn_order)
-        turns[iid] = [{"text": t["text"], "start_ms": t["start_ms"], "end_ms": t["end_ms"],
-                       "speaker_name": t["speaker_name"] or names.get(t["speaker_id"]) or t["speaker_id"]}
-                      for t in rows]
+        if iid is not None:
+            head, turns[iid] = _batch_head(item, iid, turns_of, participants_of)
+            heads.append(head)
     return heads, turns
+
+
+#: Chunks of one interaction and the interaction's ``content_hash`` (a function of them).
+Cut = tuple[list[chunking.ChunkDraft], str]
+
+
+def cut(head: _Head, turns: list[dict]) -> Cut:
+    # a deletion at the source removes the text from search: no chunks, so no vectors (cascade)
+    drafts = [] if head.deleted else chunking.chunk_interaction(
+        f"{head.source}:{head.source_type}:{head.source_id}", head.kind, head.title, head.body, turns)
+    return drafts, hashlib.sha256("".join(d.content_hash for d in drafts).encode()).hexdigest()
+
+
+def prepare(items: Iterable[model.Interaction], turns_of: dict, participants_of: dict
+            ) -> dict[model.IdentityKey, Cut]:
+    """Chunks of ``items`` as if each were new, before they are upserted.
+
+    Used for the rows the upsert then reports inserted (their hash goes in with the row); a row
+    that turns out stored already is cut again from its merged stored state, so a wasted cut
+    costs time on re-delivery, never correctness.
+    """
+    return {item.key: cut(*_batch_head(item, 0, turns_of, participants_of)) for item in items}
+
+
+def _chunk_rows(iid: int, drafts: list[chunking.ChunkDraft]) -> list[dict]:
+    return [{"id": d.chunk_id, "interaction_id": iid, "ordinal": d.ordinal, "text": d.text,
+             "token_count": d.token_count, "start_ms": d.start_ms, "end_ms": d.end_ms,
+             "speakers": list(d.speakers), "content_hash": d.content_hash} for d in drafts]
+
+
+def write_prepared(conn: sa.engine.Connection, prepared: dict[model.IdentityKey, Cut],
+                   inserted: dict[model.IdentityKey, int]) -> int:
+    """Insert the chunks of freshly inserted interactions cut by ``prepare`` (their hash is stored
+    already); returns how many chunks were written."""
+    rows = []
+    for key, iid in inserted.items():
+        done = prepared.get(key)
+        if done is not None:
+            rows.extend(_chunk_rows(iid, done[0]))
+    if rows:
+        execute(conn, _CHUNK_INSERT, rows)
+    return len(rows)
 
 
 def from_db(conn: sa.engine.Connection, ids: list[int]) -> tuple[list[_Head], dict[int, list[dict]]]:
@@ -79,14 +135,21 @@ def from_db(conn: sa.engine.Connection, ids: list[int]) -> tuple[list[_Head], di
              for r in conn.execute(sa.text(
                  "SELECT id, source, source_type, source_id, kind, title, body, deleted FROM interactions "
                  "WHERE id = ANY(:ids)"), params)]
-    names = {(r.interaction_id, r.speaker_id): r.name for r in conn.execute(sa.text(
-        "SELECT interaction_id, speaker_id, name FROM participants "
-        "WHERE interaction_id = ANY(:ids) AND speaker_id IS NOT NULL"), params)}
+    # One primary-key probe per id (LATERAL subqueries with their own ORDER BY are planned per id):
+    # with `= ANY(:ids)` or a plain join, on tables that grew since their last ANALYZE (every ingest
+    # run), the planner chose to scan and even sort the whole table per batch (0.1 s each, growing).
+    names = {(iid, speaker_id): name for iid, speaker_id, name in conn.execute(sa.text(
+        "SELECT k.iid, p.speaker_id, p.name FROM unnest(CAST(:ids AS bigint[])) AS k(iid) CROSS JOIN LATERAL "
+        "(SELECT speaker_id, name FROM participants WHERE interaction_id = k.iid AND speaker_id IS NOT NULL "
+        "ORDER BY participant_key) AS p"), params)}
     turns: dict[int, list[dict]] = {}
     # rows unpacked as tuples: attribute access on each of ~100k result rows cost more than the query
     for iid, text, start_ms, end_ms, speaker_id, speaker_name in conn.execute(sa.text(
-            "SELECT interaction_id, text, start_ms, end_ms, speaker_id, speaker_name FROM interaction_turns "
-            'WHERE interaction_id = ANY(:ids) ORDER BY interaction_id, start_ms, turn_key COLLATE "C"'), params):
+            "SELECT k.iid, t.text, t.start_ms, t.end_ms, t.speaker_id, t.speaker_name "
+            "FROM unnest(CAST(:ids AS bigint[])) AS k(iid) CROSS JOIN LATERAL "
+            "(SELECT text, start_ms, end_ms, speaker_id, speaker_name, turn_key FROM interaction_turns "
+            'WHERE interaction_id = k.iid ORDER BY start_ms, turn_key COLLATE "C") AS t '
+            'ORDER BY k.iid, t.start_ms, t.turn_key COLLATE "C"'), params):
         name = speaker_name or names.get((iid, speaker_id)) or speaker_id
         turns.setdefault(iid, []).append({"text": text, "start_ms": start_ms, "end_ms": end_ms, "speaker_name": name})
     return heads, turns
@@ -104,16 +167,10 @@ def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[
             "SELECT id, content_hash FROM chunks WHERE interaction_id = ANY(:ids)"), {"ids": [h.id for h in heads]})}
     rows, counts, hashes = [], [], []
     for head in heads:
-        key = f"{head.source}:{head.source_type}:{head.source_id}"
-        # a deletion at the source removes the text from search: no chunks, so no vectors (cascade)
-        drafts = [] if head.deleted else chunking.chunk_interaction(
-            key, head.kind, head.title, head.body, turns.get(head.id, []))
+        drafts, content_hash = cut(head, turns.get(head.id, []))
         counts.append({"iid": head.id, "n": len(drafts)})
-        hashes.append({"iid": head.id, "h": hashlib.sha256("".join(d.content_hash for d in drafts).encode()).hexdigest()})
-        for d in drafts:
-            rows.append({"id": d.chunk_id, "interaction_id": head.id, "ordinal": d.ordinal, "text": d.text,
-                         "token_count": d.token_count, "start_ms": d.start_ms, "end_ms": d.end_ms,
-                         "speakers": list(d.speakers), "content_hash": d.content_hash})
+        hashes.append({"iid": head.id, "h": content_hash})
+        rows.extend(_chunk_rows(head.id, drafts))
     changed = sum(1 for r in rows if old_hash.get(r["id"]) != r["content_hash"])
     if rows:
         execute(conn, _CHUNK_SQL, rows)

@@ -177,25 +177,35 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
                   source: str, positions: dict[int, Any]) -> WriteStats:
     """Upsert one batch's outcome; ``positions`` maps id(record) to its landing position."""
     stats = WriteStats()
+    interactions = _merge_interactions(outcome.interactions)
+    with stage("write"):
+        turns_of = {i.key: upserts.turn_rows(i) for i in interactions}
+        participants_of = {i.key: upserts.participant_rows(i) for i in interactions}
+        # partial interactions usually add to a stored row; whole ones are usually new
+        stored = upserts.stored_ids(conn, [i.key for i in interactions if i.partial])
+    with stage("rechunk"):
+        prepared = rechunk.prepare([i for i in interactions if i.key not in stored], turns_of, participants_of)
     with stage("write"):
         identities = _dedupe_identities(outcome.identities)
         upserts.upsert_identities(conn, identities)
         stats.identities = len(identities)
-        interactions = _merge_interactions(outcome.interactions)
         done = upserts.InteractionWrite()
         if interactions:
-            turns_of = {i.key: upserts.turn_rows(i) for i in interactions}
-            participants_of = {i.key: upserts.participant_rows(i) for i in interactions}
-            upserts.upsert_interactions(conn, interactions, done)
-            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of, done.ids)
+            upserts.upsert_interactions(conn, interactions, done, {k: h for k, (_, h) in prepared.items()})
+            done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of,
+                                                    stored | done.ids, frozenset(done.inserted.values()))
             stats.interactions = len(interactions)
         for dead in outcome.dead:
             position = positions.get(id(dead.record))
             record_dead(conn, run_id, source, dead.stream, dead.reason, dead.record, position)
     if interactions:
         with stage("rechunk"):
-            heads, turns = rechunk.from_batch(done.inserted, interactions, turns_of, participants_of)
-            stats.chunks_changed = rechunk.write(conn, heads, turns, stored=False)
+            stats.chunks_changed = rechunk.write_prepared(conn, prepared, done.inserted)
+            # new rows nothing was prepared for (stored a moment before, or so it seemed) are cut
+            # now and get their hash by UPDATE
+            unprepared = {k: iid for k, iid in done.inserted.items() if k not in prepared}
+            heads, turns = rechunk.from_batch(unprepared, interactions, turns_of, participants_of)
+            stats.chunks_changed += rechunk.write(conn, heads, turns, stored=False)
             existing = sorted(done.changed - set(done.inserted.values()))
             heads, turns = rechunk.from_db(conn, existing)
             stats.chunks_changed += rechunk.write(conn, heads, turns, stored=True)

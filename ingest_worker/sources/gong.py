@@ -9,7 +9,7 @@ from typing import Any, Iterable, Optional
 
 from ingest_worker.model import (CALL, PERSON, Identity, IdentityKey, Interaction, Outcome,
                                  Participant, Turn)
-from ingest_worker.sources.text import (json_copy, BadRecord, html_to_text, join_name, key_dict, leftover,
+from ingest_worker.sources.text import (BadRecord, html_to_text, join_name, key_dict, leftover,
                                         normalize_email, number, required_time, require_id, run,
                                         safe_str)
 
@@ -96,9 +96,9 @@ def _calls(rec: dict, ctx: Any, out: Outcome) -> None:
     content = rec.get("content") if isinstance(rec.get("content"), dict) else {}
     metadata: dict[str, Any] = {}
     if isinstance(rec.get("interaction"), dict):
-        metadata["gong_interaction"] = json_copy(rec["interaction"])
+        metadata["gong_interaction"] = rec["interaction"]
     if content:
-        metadata["gong_content"] = json_copy(content)
+        metadata["gong_content"] = content
         topics = [safe_str(t.get("name")) for t in content.get("topics") or []
                   if isinstance(t, dict)]
         metadata["topics"] = [t for t in topics if t]

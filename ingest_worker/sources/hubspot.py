@@ -10,7 +10,7 @@ from typing import Any, Iterable, Optional
 
 from ingest_worker.model import (CALL, COMPANY, EMAIL, MEETING, NOTE, PERSON, Identity,
                                  IdentityKey, Interaction, Outcome, Participant)
-from ingest_worker.sources.text import (json_copy, directory_name, domain_of, html_to_text, join_name,
+from ingest_worker.sources.text import (directory_name, domain_of, html_to_text, join_name,
                                         leftover, normalize_email, number, required_time,
                                         require_id, run, safe_str)
 
@@ -40,7 +40,7 @@ class Props:
 
     def rest(self) -> dict[str, Any]:
         merged = {**self.flat, **{k: v for k, v in self.nested.items() if v is not None}}
-        return {k: json_copy(v) for k, v in merged.items()
+        return {k: v for k, v in merged.items()
                 if k not in self.used and v is not None}
 
 

@@ -4,7 +4,6 @@ Everything here is pure and stdlib-only so processors stay testable without a da
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import html
 import re
@@ -238,25 +237,15 @@ def number(value: Any) -> Optional[float]:
 # --------------------------------------------------------------------------- records
 
 
-def json_copy(value: Any) -> Any:
-    """Deep copy of a parsed-JSON value (dicts, lists, scalars); ~10x faster than copy.deepcopy,
-    which records ids for cycles a JSON document cannot have. Anything else goes to deepcopy."""
-    if isinstance(value, dict):
-        return {k: v if v is None or type(v) in _SCALARS else json_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [v if v is None or type(v) in _SCALARS else json_copy(v) for v in value]
-    if value is None or type(value) in _SCALARS:
-        return value
-    return copy.deepcopy(value)
-
-
-_SCALARS = frozenset({str, int, float, bool})
-
-
 def leftover(record: dict, consumed: Iterable[str]) -> dict[str, Any]:
-    """Deep copy of the fields not used, so downstream edits never reach the input record."""
+    """The fields not used, for metadata/attributes: a new dict, whose values are the record's own.
+
+    Nested values are shared, not copied: nothing downstream modifies them (the writer serialises
+    them, cleaning into a new value when a string needs masking), and the deep copy, followed by
+    the writer's own walk, cost about a tenth of the processors' time.
+    """
     used = consumed if isinstance(consumed, (set, frozenset)) else set(consumed)
-    return {k: json_copy(v) for k, v in record.items() if v is not None and k not in used}
+    return {k: v for k, v in record.items() if v is not None and k not in used}
 
 
 def key_dict(key: IdentityKey) -> dict[str, str]:

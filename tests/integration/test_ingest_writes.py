@@ -156,3 +156,75 @@ def test_children_land_on_their_interaction_with_and_without_a_known_id(domain):
             "SELECT i.source_id, t.turn_key FROM interaction_turns t JOIN interactions i ON i.id = t.interaction_id "
             "WHERE i.source_id IN ('k1', 'k2', 'missing') ORDER BY 1, 2")).all()
     assert [tuple(r) for r in rows] == [("k1", "s1:0"), ("k1", "s1:5"), ("k2", "s1:0"), ("k2", "s1:5")]
+
+
+_TABLES = ("interactions", "interaction_turns", "participants", "chunks", "source_identities")
+
+
+def _xact_writes(conn) -> dict[str, tuple[int, int]]:
+    """Rows inserted and updated per table by this backend's not yet reported transactions
+    (Postgres' own counters; they are only reported between transactions, so two readings in one
+    transaction differ by exactly what it wrote in between)."""
+    rows = conn.execute(sa.text(
+        "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE schemaname = current_schema() "
+        "AND relname = ANY(:t)"), {"t": list(_TABLES)}).all()
+    return {r.relname: (r.n_tup_ins, r.n_tup_upd) for r in rows}
+
+
+def _written(before: dict, after: dict) -> dict[str, tuple[int, int]]:
+    return {t: (after[t][0] - before[t][0], after[t][1] - before[t][1]) for t in _TABLES}
+
+
+def test_a_new_interaction_row_is_written_once_with_its_content_hash(domain):
+    """New interactions are cut before the insert, so their row goes in with its hash: no second
+    write of every new row (an UPDATE would count in n_tup_upd). That holds for a partial one too
+    (looked up first: absent, so new), and the hash equals the one cut from the stored state."""
+    with db.transaction(domain) as conn:
+        before = _xact_writes(conn)
+        stats = store.write_outcome(conn, Outcome(interactions=[
+            _call("w1", "Once", [("s1", "Only one write.", 0)]), _call("w2", "Twice?", []),
+            _call("w3", "", [("s1", "Turns before their call.", 0)], partial=True)], processed=3), None, "gong", {})
+        inserted, updated = _written(before, _xact_writes(conn))["interactions"]
+        assert stats.rechunked == 3 and inserted == 3
+        assert updated == 0, "no new row is written twice"
+        stored = dict(conn.execute(sa.text(
+            "SELECT source_id, content_hash FROM interactions WHERE source_id IN ('w1', 'w2', 'w3')")).all())
+        ids = dict(conn.execute(sa.text(
+            "SELECT source_id, id FROM interactions WHERE source_id IN ('w1', 'w2', 'w3')")).all())
+        heads, turns = rechunk.from_db(conn, list(ids.values()))
+        recut = {h.source_id: rechunk.cut(h, turns.get(h.id, []))[1] for h in heads}
+    assert stored == recut and all(stored.values())
+
+
+def test_redelivering_a_batch_writes_no_row(domain):
+    """Exactly once: the same outcome again inserts and updates nothing in any ingest table."""
+    def batch() -> Outcome:
+        return Outcome(interactions=[_call("r1", "Again", [("s1", "Same words.", 0)]),
+                                     _call("r2", "", [("s1", "Late turns.", 0)], partial=True)],
+                       identities=[Identity(key=IdentityKey("gong", "users", "ru"), entity_type=PERSON, name="Ru")],
+                       processed=3)
+
+    with db.transaction(domain) as conn:
+        store.write_outcome(conn, batch(), None, "gong", {})
+    with db.transaction(domain) as conn:
+        before = _xact_writes(conn)
+        stats = store.write_outcome(conn, batch(), None, "gong", {})
+        writes = _written(before, _xact_writes(conn))
+    assert stats.rechunked == 0 and stats.chunks_changed == 0
+    assert writes == {t: (0, 0) for t in writes}
+
+
+def test_a_new_row_nothing_was_cut_for_still_gets_chunks_and_its_hash(domain, monkeypatch):
+    """If the look-up of partial interactions says stored but the upsert inserts (a row deleted in
+    between), the row is cut after the insert and its hash set by UPDATE: never left without."""
+    from ingest_worker import upserts
+
+    real = upserts.stored_ids
+    monkeypatch.setattr(upserts, "stored_ids", lambda conn, keys: {k: -1 for k in keys} if keys else real(conn, keys))
+    stats = _write(domain, _call("f1", "", [("s1", "Arrived first.", 0)], partial=True))
+    assert stats.rechunked == 1 and stats.chunks_changed == 1
+    with db.transaction(domain) as conn:
+        iid, content_hash = conn.execute(sa.text("SELECT id, content_hash FROM interactions WHERE source_id = 'f1'")).one()
+        heads, turns = rechunk.from_db(conn, [iid])
+    assert content_hash == rechunk.cut(heads[0], turns[iid])[1]
+    assert "Arrived first." in _chunks(domain, "f1")[0].text

@@ -180,3 +180,21 @@ def test_squash_equals_the_whitespace_regex_on_every_code_point():
     assert [c for c in chars if ws.match(c)] == [c for c in chars if c.isspace()]
     for text in (" a\u2003\u2003b \n", "\tx\x1c\x1fy\xa0", "", "   ", "one"):
         assert chunking._squash(text) == re.sub(r"\s+", " ", text).strip()
+
+
+def test_piece_count_equals_the_token_regex():
+    """The byte-shape count gives ``len(findall)`` exactly: chunk boundaries, and so chunk ids,
+    hashes and stored vectors, depend on it."""
+    import random
+    import re
+
+    token = re.compile(r"\w+|[^\w\s]")
+    ascii_chars = [chr(i) for i in range(128)]
+    for a in ascii_chars:
+        for b in ("", "a", " ", ".", "_", "9"):
+            assert chunking._pieces(a + b) == len(token.findall(a + b)), repr(a + b)
+    rng = random.Random(3)
+    alphabet = ascii_chars + ["é", "ß", "\u00a0", "\u2028", "中", "…"]
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        assert chunking._pieces(text) == len(token.findall(text)), repr(text)

@@ -10,7 +10,7 @@ import pytest
 
 from common import pii
 from ingest_worker import landing, upserts
-from ingest_worker.sources.text import json_copy, leftover
+from ingest_worker.sources.text import leftover
 
 SAMPLES = [
     "", "no digits at all", "call 555-123-4567", "card 4111 1111 1111 1111 ok", "4111-1111-1111-1111",
@@ -46,18 +46,61 @@ def test_clean_json_equals_the_json_round_trip(value):
     assert upserts.clean_json(value) == _slow_clean(value)
 
 
+def _random_value(rng: random.Random, depth: int = 0):
+    pick = rng.random()
+    if depth < 3 and pick < 0.3:
+        return {rng.choice(["a", "b", "id", "k\x00", "note"]) + str(i): _random_value(rng, depth + 1)
+                for i in range(rng.randint(0, 4))}
+    if depth < 3 and pick < 0.45:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    if pick < 0.55:
+        return rng.choice([None, True, 7, 2.5, 1790000000000, 4111111111111111])
+    text = "".join(rng.choice("0123456789 -./aé\n\"\x00") for _ in range(rng.randint(0, 30)))
+    return rng.choice(["", "card 4111 1111 1111 1111 ", "ssn 123-45-6789 ", "x"]) + text
+
+
+def test_clean_json_fast_path_equals_the_json_round_trip_on_random_values():
+    """The serialise-and-scan shortcut returns the value itself only when the walk would change
+    nothing; everything it lets through is what the slow path stores."""
+    rng = random.Random(11)
+    for _ in range(3000):
+        value = {"m": _random_value(rng)}
+        assert upserts.clean_json(value) == _slow_clean(value), value
+
+
+def test_serialised_hint_never_misses_what_the_text_hint_finds():
+    rng = random.Random(5)
+    for _ in range(20000):
+        text = "".join(rng.choice("0123456789 -x") for _ in range(rng.randint(1, 24)))
+        if pii._SENSITIVE_HINT.search(text):
+            assert pii.may_hold_sensitive(json.dumps({"v": [text]}).encode()), text
+
+
+def test_clean_json_returns_a_value_needing_no_change_as_is():
+    value = {"ids": [1790000000, "U123"], "note": "call 555-123-4567", "when": "2026-01-02"}
+    assert upserts.clean_json(value) is value
+    assert upserts.clean_json({"n": "4111 1111 1111 1111"}) == {"n": "[CARD]"}
+
+
 def test_clean_text_drops_nul_and_masks():
     assert upserts.clean_text("a\x00b 123-45-6789") == "ab [SSN]"
     assert upserts.clean_text(None) is None
 
 
-def test_json_copy_is_deep_and_equal():
+def test_leftover_keeps_unused_fields_and_leaves_the_record_alone():
     record = {"a": [{"b": {"c": [1, "x", None]}}], "d": 1.5, "e": None, "f": True}
-    copied = json_copy(record)
-    assert copied == record
-    copied["a"][0]["b"]["c"].append(2)
-    assert record["a"][0]["b"]["c"] == [1, "x", None]
-    assert leftover(record, {"d"}) == {"a": [{"b": {"c": [1, "x", None]}}], "f": True}
+    rest = leftover(record, {"d"})
+    assert rest == {"a": [{"b": {"c": [1, "x", None]}}], "f": True}
+    rest["g"] = 1
+    assert "g" not in record and record["d"] == 1.5
+
+
+def test_stored_metadata_never_reaches_back_into_the_record():
+    """Metadata shares nested values with its record (no deep copy); the writer's cleaning builds a
+    new value when it masks, so the record keeps its text."""
+    record = {"n": {"card": "4111 1111 1111 1111"}}
+    assert upserts.clean_json(leftover(record, ())) == {"n": {"card": "[CARD]"}}
+    assert record == {"n": {"card": "4111 1111 1111 1111"}}
 
 
 @pytest.mark.parametrize("text", ['{"a": NaN}', '{"big": 123456789012345678901234567890}', '{"a": [1, "é"]}',
