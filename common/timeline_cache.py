@@ -50,8 +50,8 @@ _ID_WIDTH = 19
 # beyond this many entities one domain-wide bump is cheaper than naming each (one message, one INCR)
 WHOLE_DOMAIN_ABOVE = 20_000
 KNOWN_VERSIONS = 200_000  # entity -> Redis version remembered while subscribed (about 100 bytes each)
-_UNFILTERED_BATCH_MIN = 64
-_NEVER = threading.Event()  # ``listening`` of tiers that do not subscribe  # members read per round trip when filters may skip some
+_UNFILTERED_BATCH_MIN = 64  # members read per round trip when filters may skip some
+_NEVER = threading.Event()  # ``listening`` of tiers that do not subscribe
 
 
 def dumps(page: dict) -> bytes:
@@ -61,8 +61,6 @@ def dumps(page: dict) -> bytes:
 
 def micros(at: dt.datetime) -> int:
     return (at - _EPOCH) // dt.timedelta(microseconds=1)
-
-
 
 
 class HotPages(TTLCache):
