@@ -71,6 +71,9 @@ def clip(raw: object) -> Optional[str]:
     """Text or None: non-strings, empty, control and invisible characters dropped, cut to MAX_LEN."""
     if not isinstance(raw, str):
         return None
+    if len(raw) <= MAX_LEN and raw.isascii() and raw.isprintable():
+        # the common case: printable ASCII holds none of the invisible characters, skip the regex
+        return " ".join(raw.split()) or None
     text = " ".join(_INVISIBLE.sub("", raw[:MAX_LEN * 2]).split())[:MAX_LEN]
     return text or None
 

@@ -24,6 +24,9 @@ def company_records(rows: list) -> list[scoring.CompanyRecord]:
     return out
 
 
+_EMPLOYER = attrgetter("source", "company_source_type", "company_source_id", "company_name")
+
+
 class CompanyContext:
     """Where a person works, as company entity ids: by company identity, company name, email domain."""
 
@@ -42,8 +45,20 @@ class CompanyContext:
         # a name or domain shared by two companies says nothing on its own
         self.by_name = {k: next(iter(v)) for k, v in names.items() if len(v) == 1}
         self.by_domain = {k: next(iter(v)) for k, v in domains.items() if len(v) == 1}
+        self._seen: dict = {}  # (what a row says of its employer, work domains) -> employers
 
-    def of(self, row, work_domains: Iterable[str]) -> frozenset[str]:
+    def of(self, row, work_domains: frozenset[str]) -> frozenset[str]:
+        """The employers of a row; memoised per instance: colleagues say the same things."""
+        try:
+            said = (_EMPLOYER(row), work_domains)
+            known = self._seen.get(said)
+        except TypeError:  # junk (unhashable) values
+            return self._of(row, work_domains)
+        if known is None:
+            known = self._seen[said] = self._of(row, work_domains)
+        return known
+
+    def _of(self, row, work_domains: Iterable[str]) -> frozenset[str]:
         out = set()
         if row.company_source_id:
             eid = self.by_key.get((row.source, row.company_source_type, row.company_source_id))
