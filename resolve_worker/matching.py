@@ -149,22 +149,18 @@ def _protected(rows: list[IdentityRow], constraints: Constraints) -> set[Key]:
     return out
 
 
-def _person_block_keys(rec: scoring.PersonRecord) -> tuple[list, list, list, tuple]:
-    """(email keys, fuzzy keys, name-only keys, duplicate signature) of one record."""
-    emails = [("email", e) for e in rec.emails]
+def _person_name_keys(rec: scoring.PersonRecord) -> tuple[list, list]:
+    """(fuzzy keys, name-only keys) a record's name and employers give (its phone's key aside)."""
     fuzzy, by_name = [], []
-    if rec.phone:
-        fuzzy.append(("phone", rec.phone))
-    if rec.name is not None:
-        last_key, firsts, initial_key = _name_keys(rec.name)
-        for ctx in rec.companies | rec.work_domains:
-            fuzzy.append(("company_last", ctx, last_key))
-            for f in firsts:
-                # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
-                fuzzy.append(("company_first", ctx, f, initial_key))
-        if rec.name.last:
-            by_name.extend(("name", last_key, f) for f in firsts)
-    return emails, fuzzy, by_name, (rec.name, rec.emails, rec.phone, rec.companies)
+    last_key, firsts, initial_key = _name_keys(rec.name)
+    for ctx in rec.companies | rec.work_domains:
+        fuzzy.append(("company_last", ctx, last_key))
+        for f in firsts:
+            # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
+            fuzzy.append(("company_first", ctx, f, initial_key))
+    if rec.name.last:
+        by_name.extend(("name", last_key, f) for f in firsts)
+    return fuzzy, by_name
 
 
 @functools.lru_cache(maxsize=262_144)
@@ -190,26 +186,29 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     by_name: dict = defaultdict(list)
     no_employer = [not (rec.companies or rec.work_domains) for rec in records]
     signatures: set = set()
-    # by record (rows sharing a record share its keys): the block lists its rows join, each looked
-    # up when a row first joins it, so blocks keep the order in which rows first fill them
-    keys_of: dict[int, tuple] = {}
-    blocks_of: dict[int, list] = {}
+    # the blocks a name at its employers joins, looked up once per distinct (name, employers):
+    # colleagues' twins with another phone or title share them; blocks keep the order in which
+    # rows first fill them
+    blocks_of: dict[tuple, list] = {}
     for i, (row, rec) in enumerate(zip(rows, records)):
         if row.pinned:
             continue
-        keys = keys_of.get(id(rec))
-        if keys is None:
-            email_keys, fuzzy_keys, name_keys, signature = _person_block_keys(rec)
-            keys = keys_of[id(rec)] = ([exact[k] for k in email_keys], fuzzy_keys, name_keys, signature)
-        email_blocks, fuzzy_keys, name_keys, signature = keys
-        for block in email_blocks:
-            block.append(i)
-        if email_blocks and signature in signatures and not incremental:
-            continue  # an exact duplicate with an identifying email: its email links it already
-        signatures.add(signature)
-        blocks = blocks_of.get(id(rec))
+        if rec.emails:
+            for e in rec.emails:
+                exact[("email", e)].append(i)
+            signature = (rec.name, rec.emails, rec.phone, rec.companies)
+            if signature in signatures and not incremental:
+                continue  # an exact duplicate with an identifying email: its email links it already
+            signatures.add(signature)
+        if rec.phone:
+            fuzzy[("phone", rec.phone)].append(i)
+        if rec.name is None:
+            continue
+        name_at = (rec.name, rec.companies, rec.work_domains)
+        blocks = blocks_of.get(name_at)
         if blocks is None:
-            blocks = blocks_of[id(rec)] = [fuzzy[k] for k in fuzzy_keys] + [by_name[k] for k in name_keys]
+            fuzzy_keys, name_keys = _person_name_keys(rec)
+            blocks = blocks_of[name_at] = [fuzzy[k] for k in fuzzy_keys] + [by_name[k] for k in name_keys]
         for block in blocks:
             block.append(i)
     keys = list(map(_key, rows))
