@@ -10,6 +10,7 @@ duplicates adjacent. In incremental runs only pairs with at least one new record
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import combinations
 from typing import Hashable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -31,12 +32,13 @@ def blocks(keys_of: Sequence[Iterable[Hashable]]) -> dict[Hashable, list[int]]:
 
 def candidate_pairs(block_map: dict[Hashable, list[int]], names: Sequence[str],
                     is_new: Optional[Sequence[bool]] = None, need: Optional[Sequence[bool]] = None
-                    ) -> Iterator[tuple[int, int]]:
-    """Distinct (i, j), i < j, of records sharing a block whose names pass the bulk pre-filter.
+                    ) -> list[tuple[int, int]]:
+    """Distinct (i, j), i < j, of records sharing a block whose names pass the bulk pre-filter,
+    in the order blocks first give them.
 
     ``is_new`` / ``need``: keep only pairs with at least one flagged record (each mask on its own).
     """
-    seen: set[tuple[int, int]] = set()
+    found: list[tuple[int, int]] = []
     for members in block_map.values():
         if len(members) < 2:
             continue
@@ -45,10 +47,11 @@ def candidate_pairs(block_map: dict[Hashable, list[int]], names: Sequence[str],
         if need is not None and not any(need[m] for m in members):
             continue
         for window in _windows(members, names):
-            for pair in _pairs_in(window, names, is_new):
-                if pair not in seen and (need is None or need[pair[0]] or need[pair[1]]):
-                    seen.add(pair)
-                    yield pair
+            found.extend(_pairs_in(window, names, is_new))
+    distinct = dict.fromkeys(found)  # first occurrence kept, in order
+    if need is None:
+        return list(distinct)
+    return [pair for pair in distinct if need[pair[0]] or need[pair[1]]]
 
 
 def _windows(members: list[int], names: Sequence[str]) -> Iterator[list[int]]:
@@ -62,34 +65,25 @@ def _windows(members: list[int], names: Sequence[str]) -> Iterator[list[int]]:
 
 
 def _pairs_in(members: list[int], names: Sequence[str], is_new: Optional[Sequence[bool]]
-              ) -> Iterator[tuple[int, int]]:
+              ) -> list[tuple[int, int]]:
     if len(members) <= _SMALL:
         # a few records: every pair is scored, the bulk pre-filter would cost more than it saves
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                a, b = members[x], members[y]
-                if a > b:
-                    a, b = b, a
-                if is_new is None or is_new[a] or is_new[b]:
-                    yield a, b
-        return
-    texts = [names[m] for m in members]
-    sims = process.cdist(texts, texts, scorer=JaroWinkler.normalized_similarity, dtype=np.float32,
-                         workers=1)
-    # empty names compare as similar: other evidence (email, phone) decides
-    empty = np.array([not t for t in texts])
-    sims[empty, :] = 1.0
-    sims[:, empty] = 1.0
-    rows, cols = np.nonzero(np.triu(sims >= _FLOOR, k=1))
-    ids = np.asarray(members)
-    firsts, seconds = ids[rows], ids[cols]
-    pairs = zip(np.minimum(firsts, seconds).tolist(), np.maximum(firsts, seconds).tolist())
+        pairs = [(a, b) if a < b else (b, a) for a, b in combinations(members, 2)]
+    else:
+        texts = [names[m] for m in members]
+        sims = process.cdist(texts, texts, scorer=JaroWinkler.normalized_similarity, dtype=np.float32,
+                             workers=1)
+        # empty names compare as similar: other evidence (email, phone) decides
+        empty = np.array([not t for t in texts])
+        sims[empty, :] = 1.0
+        sims[:, empty] = 1.0
+        rows, cols = np.nonzero(np.triu(sims >= _FLOOR, k=1))
+        ids = np.asarray(members)
+        firsts, seconds = ids[rows], ids[cols]
+        pairs = list(zip(np.minimum(firsts, seconds).tolist(), np.maximum(firsts, seconds).tolist()))
     if is_new is None:
-        yield from pairs
-        return
-    for a, b in pairs:
-        if is_new[a] or is_new[b]:
-            yield a, b
+        return pairs
+    return [(a, b) for a, b in pairs if is_new[a] or is_new[b]]
 
 
 def star_links(groups: dict[Hashable, list[int]], is_new: Optional[Sequence[bool]] = None

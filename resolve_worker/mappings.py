@@ -58,7 +58,8 @@ def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity
     (root -> members), with their cluster ``anchor`` ids and ``best`` accepted link
     (conf, other, (method, evidence)). ``twins[m]``: None, or (twin rows, their input positions,
     self link (conf, (method, evidence))) of representative m; ``order[m]``: its input position."""
-    weight = (lambda m: 1) if twins is None else (lambda m: 1 + len(twins[m][0]) if twins[m] else 1)
+    # identities per representative: itself and its twins
+    weight = (lambda m: 1) if twins is None else [1 + len(t[0]) if t else 1 for t in twins].__getitem__
     groups = sorted(groups.items(), key=(lambda kv: -len(kv[1])) if twins is None
                     else (lambda kv: -sum(map(weight, kv[1]))))
     pinned_ids = {r.existing_entity_id for r in rows if r.pinned and r.existing_entity_id}
