@@ -159,8 +159,12 @@ def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRe
         if ambiguous and not ambiguous.isdisjoint(emails):
             emails = [e for e in emails if e not in ambiguous]
             work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
-        rec = scoring.PersonRecord(i, name, frozenset(emails), work, nz.normalise_phone(row.phone),
-                                   nz.normalise_title(row.title), companies, bool(row.is_internal))
-        # one object per distinct record, whichever source said it: keys and ids computed once
-        by_slot.append(same_record.setdefault(rec.signature(), rec))
+        # ``PersonRecord.signature()``'s values: one object per distinct record, whichever source
+        # said it, built only when new (keys and ids are computed once per object)
+        said = (name, frozenset(emails), work, nz.normalise_phone(row.phone), nz.normalise_title(row.title),
+                companies, bool(row.is_internal))
+        rec = same_record.get(said)
+        if rec is None:
+            rec = same_record[said] = scoring.PersonRecord(i, *said)
+        by_slot.append(rec)
     return [by_slot[s] for s in slots]

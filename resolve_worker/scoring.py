@@ -47,6 +47,7 @@ class PersonRecord:
     internal: bool = False  # our own staff: aliases at our domain are theirs, names are curated
 
     def signature(self) -> tuple:
+        """Everything but the index, in field order (``records`` builds records from these values)."""
         return (self.name, self.emails, self.work_domains, self.phone, self.title, self.companies, self.internal)
 
 
