@@ -106,10 +106,23 @@ def _email_facts(email: str) -> tuple[bool, Optional[str]]:
     return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
 
 
+@functools.lru_cache(maxsize=262_144)
+def _identifying(raw: object) -> Optional[tuple[str, Optional[str]]]:
+    """(normalised address, employer domain or None) of a raw address that identifies someone, else None."""
+    email = nz.normalise_email(raw)
+    if not email:
+        return None
+    shared, employer = _email_facts(email)
+    return None if shared else (email, employer)
+
+
 def _identifying_emails(raws: list) -> tuple[list[str], frozenset[str]]:
     """A row's identifying addresses (normalised, no shared inbox) and the employer domains in them."""
-    emails = [e for e in map(nz.normalise_email, raws) if e and not _email_facts(e)[0]]
-    return emails, frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+    try:
+        found = [f for f in map(_identifying, raws) if f]
+    except TypeError:  # junk (unhashable) values: not memoised
+        found = [f for f in map(_identifying.__wrapped__, raws) if f]
+    return [e for e, _ in found], frozenset(d for _, d in found if d)
 
 
 # what a person row says besides its addresses, read in one C call: rows are bucketed by these
