@@ -158,7 +158,11 @@ def from_db(conn: sa.engine.Connection, ids: list[int]) -> tuple[list[_Head], di
 def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[dict]],
           stored: bool) -> int:
     """Chunk ``heads`` and upsert the chunks; ``stored`` heads may have chunks already (trimmed
-    and compared). Returns the number of chunks whose text is new or changed."""
+    and compared). Returns the number of chunks whose text is new or changed.
+
+    The transaction must hold the row locks of ``stored`` heads' interactions (the writer's
+    interaction upsert takes them; ``stored_interactions`` locks them itself): chunks of those
+    interactions are written only by their lock holder, so positions read as absent stay absent."""
     if not heads:
         return 0
     old_hash: dict[str, str] = {}
@@ -172,8 +176,14 @@ def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[
         hashes.append({"iid": head.id, "h": content_hash})
         rows.extend(_chunk_rows(head.id, drafts))
     changed = sum(1 for r in rows if old_hash.get(r["id"]) != r["content_hash"])
-    if rows:
-        execute(conn, _CHUNK_SQL, rows)
+    # Chunks at positions the interaction did not have yet (most of a Gong call's chunks when its
+    # transcript lands) go in by plain INSERT: no conflict check, no speculative insertion. The
+    # caller holds the interactions' row locks (see ``write``'s docstring), so none appears since.
+    fresh = [r for r in rows if r["id"] not in old_hash]
+    if fresh:
+        execute(conn, _CHUNK_INSERT, fresh)
+    if len(fresh) < len(rows):
+        execute(conn, _CHUNK_SQL, [r for r in rows if r["id"] in old_hash])
     if stored:
         execute(conn, _TRIM_SQL, counts)
     execute(conn, _HASH_SQL, hashes)
@@ -182,5 +192,7 @@ def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[
 
 def stored_interactions(conn: sa.engine.Connection, ids: list[int]) -> int:
     """Re-chunk stored interactions by id (redrives, tests, repairs); returns chunks new or changed."""
+    conn.execute(sa.text("SELECT id FROM interactions WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+                 {"ids": list(ids)})
     heads, turns = from_db(conn, list(ids))
     return write(conn, heads, turns, stored=True)

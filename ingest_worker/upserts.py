@@ -300,6 +300,19 @@ _COMPANY_SQL = (
     " ON CONFLICT DO NOTHING")
 
 
+# Stored interactions among the ids that have no turn yet (one key probe each): typically a Gong
+# call whose transcript lands now, in a later batch than the call.
+_TURNLESS_SQL = (
+    "SELECT k.iid FROM unnest(CAST(%(ids)s AS bigint[])) AS k(iid) "
+    "WHERE NOT EXISTS (SELECT 1 FROM interaction_turns t WHERE t.interaction_id = k.iid)")
+
+
+def _turnless(conn: sa.engine.Connection, ids: set[int]) -> set[int]:
+    if not ids:
+        return set()
+    return {iid for (iid,) in conn.exec_driver_sql(_TURNLESS_SQL, {"ids": sorted(ids)})}
+
+
 def _insert_children(conn: sa.engine.Connection, sql: tuple[str, str], rows: list[dict], new_ids: set[int]) -> list:
     """Rows of new interactions by plain INSERT, the others by upsert; returns what the upsert returned."""
     fresh = [r for r in rows if r["interaction_id"] in new_ids]
@@ -365,7 +378,13 @@ def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
             companies.append(key | {"company_source_type": c.source_type, "company_source_id": c.source_id})
     changed: set[int] = set()
     if turns:
-        changed.update(r[0] for r in _insert_children(conn, _TURN_SQL, turns, new_ids))
+        # Turns of a stored interaction with none yet go in by plain INSERT too. The batch's
+        # interaction upsert locked its row (ON CONFLICT locks even when its WHERE skips the
+        # update) and every writer of turns upserts the interaction first, so no other
+        # transaction can add turns between this look-up and the insert.
+        first_turns = _turnless(conn, {r["interaction_id"] for r in turns} - new_ids)
+        changed |= first_turns  # they gain turns: their chunks change
+        changed.update(r[0] for r in _insert_children(conn, _TURN_SQL, turns, new_ids | first_turns))
     if participants:
         changed.update(r[0] for r in _insert_children(conn, _PARTICIPANT_SQL, participants, new_ids))
     if companies:
