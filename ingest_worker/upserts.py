@@ -358,11 +358,13 @@ def participant_rows(item: model.Interaction) -> dict[str, dict]:
 def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
                     turns_of: dict[model.IdentityKey, dict], participants_of: dict[model.IdentityKey, dict],
                     ids: Optional[dict[model.IdentityKey, int]] = None, new_ids: frozenset[int] = frozenset(),
-                    ) -> set[int]:
+                    first_turns: Optional[dict[int, dict]] = None) -> set[int]:
     """Upsert turns, participants and company links; returns ids of interactions whose turns or
     participants changed (their chunks may read differently). ``ids`` holds the interaction ids
     already known; the others are looked up by key, and an item with no stored interaction gets
-    no child rows. ``new_ids`` are interactions inserted by this transaction (no children yet)."""
+    no child rows. ``new_ids`` are interactions inserted by this transaction (no children yet).
+    ``first_turns``, when given, receives the turn rows of stored interactions that had no turn
+    before this batch, by id: their stored turns are now exactly these rows."""
     ids = dict(ids or {})
     ids.update(stored_ids(conn, [i.key for i in items if i.key not in ids and (
         turns_of[i.key] or participants_of[i.key] or i.companies)]))
@@ -382,9 +384,11 @@ def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
         # interaction upsert locked its row (ON CONFLICT locks even when its WHERE skips the
         # update) and every writer of turns upserts the interaction first, so no other
         # transaction can add turns between this look-up and the insert.
-        first_turns = _turnless(conn, {r["interaction_id"] for r in turns} - new_ids)
-        changed |= first_turns  # they gain turns: their chunks change
-        changed.update(r[0] for r in _insert_children(conn, _TURN_SQL, turns, new_ids | first_turns))
+        turnless = _turnless(conn, {r["interaction_id"] for r in turns} - new_ids)
+        changed |= turnless  # they gain turns: their chunks change
+        changed.update(r[0] for r in _insert_children(conn, _TURN_SQL, turns, new_ids | turnless))
+        if first_turns is not None and turnless:
+            first_turns.update((ids[i.key], turns_of[i.key]) for i in items if ids.get(i.key) in turnless)
     if participants:
         changed.update(r[0] for r in _insert_children(conn, _PARTICIPANT_SQL, participants, new_ids))
     if companies:
