@@ -8,7 +8,6 @@ upserts make that harmless. The ``airbyte`` (destination tables) reader arrives 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -76,16 +75,25 @@ def read_batches(path: Path, stream: str, start_offset: int, batch_size: int) ->
         yield Batch(stream, records, max(line_no, start_offset), malformed)
 
 
-# orjson reads integers beyond 64 bits as floats; a line that may hold one (a value of 20 digits,
-# or 19 after a minus) keeps the exact parser. Anchoring on the JSON separator before a value
-# makes the scan ~4x cheaper than looking for digit runs anywhere.
-_MAYBE_BIG_INT = re.compile(r"[:,\[][ \t\r\n]*(?:-[0-9]{19}|[0-9]{20})")
+# orjson reads integers beyond 64 bits as floats; a line that may hold one (20 digits in a row, or
+# 19 after a minus) keeps the exact parser. Found by mapping every digit to "0" and looking for
+# those runs (bytes.translate and a substring search, C speed): 3.5x cheaper than the regex this
+# replaced, which tried its pattern after every separator. Runs inside strings (long ids) also
+# match: such a line only takes the slower parser, which reads it the same.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_TWENTY_DIGITS = b"0" * 20
+_MINUS_NINETEEN_DIGITS = b"-" + b"0" * 19
+
+
+def _may_hold_big_int(text: str) -> bool:
+    shape = text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO)
+    return _TWENTY_DIGITS in shape or _MINUS_NINETEEN_DIGITS in shape
 
 
 def loads(text: str) -> Any:
     """orjson (several times faster) where it gives the standard parser's result; NaN and
     integers past 64 bits go through the standard parser, so both read every line alike."""
-    if _MAYBE_BIG_INT.search(text):
+    if _may_hold_big_int(text):
         return json.loads(text)
     try:
         return orjson.loads(text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 PERSON = "person"
 COMPANY = "company"
@@ -21,9 +21,13 @@ CALL, THREAD, NOTE, EMAIL, MEETING, TASK, EVENT = (
 )
 
 
-@dataclass(frozen=True)
-class IdentityKey:
-    """The contract key of anything seen in a source (DESIGN "Source identities")."""
+class IdentityKey(NamedTuple):
+    """The contract key of anything seen in a source (DESIGN "Source identities").
+
+    A tuple, not a frozen dataclass: keys are hashed and compared about 1.7M times per 100k
+    ingested records (dict look-ups), and a tuple does both in C where the dataclass ran its
+    generated ``__hash__``/``__eq__`` in Python (and built each key through ``object.__setattr__``).
+    """
 
     source: str
     source_type: str

@@ -9,8 +9,10 @@ not commit. Streams of a source go in the processor's order (identities before c
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -61,6 +63,40 @@ class CheckpointMoved(Exception):
     """Another process advanced this stream's checkpoint first: it owns the stream now."""
 
 
+@contextmanager
+def _gc_between_batches():
+    """Cyclic garbage collection every few batches (``_collect_batch_garbage``) instead of automatic.
+
+    A batch keeps thousands of parsed records and rows alive at once, so the automatic collector
+    ran about 45 times per batch, promoting them to older generations and walking every live
+    object in ~40 full collections per 100k records: about a quarter of the ingest's Python CPU.
+    Nearly all of a batch's objects are freed by reference counting when it ends; the few cycles
+    batches make are young, and collected every ``_BATCHES_PER_COLLECTION`` batches (each
+    collection still walks the batch in hand: 8 ms for 1,000 records).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_BATCHES_PER_COLLECTION = 8
+_batches_since_collection = 0
+
+
+def _collect_batch_garbage() -> None:
+    global _batches_since_collection
+    if gc.isenabled():  # not inside _gc_between_batches: the automatic collector runs
+        return
+    _batches_since_collection += 1
+    if _batches_since_collection >= _BATCHES_PER_COLLECTION:
+        _batches_since_collection = 0
+        gc.collect(1)
+
+
 def process_source(settings: Settings, source: str, run_id: Optional[str],
                    heartbeat: Callable[[], None] = lambda: None,
                    max_batches: Optional[int] = None) -> SourceTotals:
@@ -69,6 +105,12 @@ def process_source(settings: Settings, source: str, run_id: Optional[str],
     With ``max_batches``, stop after that many batches and leave ``finished`` False: the task
     re-enqueues itself, so every task stays short and fits the broker's visibility timeout.
     """
+    with _gc_between_batches():
+        return _process_source(settings, source, run_id, heartbeat, max_batches)
+
+
+def _process_source(settings: Settings, source: str, run_id: Optional[str], heartbeat: Callable[[], None],
+                    max_batches: Optional[int]) -> SourceTotals:
     module = PROCESSORS[source]
     totals = SourceTotals(max_batches=max_batches)
     with stage("lookup"), db.engine_for(settings).connect() as conn:
@@ -203,6 +245,7 @@ def _write_batch(settings: Settings, source: str, stream: str, landed: list, mal
     store.STAGE_SECONDS["commit"] += time.perf_counter() - committing
     timeline_cache.stale_after_commit(settings, stats.stale_entities, f"{source}/{stream}")
     identities.add_written(outcome.identities)
+    _collect_batch_garbage()
     elapsed = time.perf_counter() - started
     totals.records_in += records_in
     totals.processed += outcome.processed

@@ -61,15 +61,20 @@ def _turn_order(turn: dict) -> tuple:
     return turn["start_ms"], turn["turn_key"].encode()
 
 
+def _chunkable_turns(rows: dict[str, dict], name_of: dict) -> list[dict]:
+    """Turn rows (``upserts.turn_rows``) in stored order, as chunking reads them; a turn without
+    a speaker name takes its participant's (``name_of``: speaker id to name), else the id."""
+    return [{"text": t["text"], "start_ms": t["start_ms"], "end_ms": t["end_ms"],
+             "speaker_name": t["speaker_name"] or name_of.get(t["speaker_id"]) or t["speaker_id"]}
+            for t in sorted(rows.values(), key=_turn_order)]
+
+
 def _batch_head(item: model.Interaction, iid: int, turns_of: dict, participants_of: dict
                 ) -> tuple[_Head, list[dict]]:
     head = _Head(iid, item.key, item.kind, clean_text(item.title), clean_text(item.body),
                  bool(item.metadata.get("deleted")) and not item.partial)
     names = {p["speaker_id"]: p["name"] for p in participants_of[item.key].values() if p["speaker_id"] is not None}
-    rows = sorted(turns_of[item.key].values(), key=_turn_order)
-    return head, [{"text": t["text"], "start_ms": t["start_ms"], "end_ms": t["end_ms"],
-                   "speaker_name": t["speaker_name"] or names.get(t["speaker_id"]) or t["speaker_id"]}
-                  for t in rows]
+    return head, _chunkable_turns(turns_of[item.key], names)
 
 
 def from_batch(inserted: dict[model.IdentityKey, int], items: list[model.Interaction],
@@ -126,11 +131,19 @@ def write_prepared(conn: sa.engine.Connection, prepared: dict[model.IdentityKey,
     return len(rows)
 
 
-def from_db(conn: sa.engine.Connection, ids: list[int]) -> tuple[list[_Head], dict[int, list[dict]]]:
-    """Heads and turns of stored interactions, as merged from every delivery so far."""
+def from_db(conn: sa.engine.Connection, ids: list[int], known_turns: Optional[dict[int, dict]] = None
+            ) -> tuple[list[_Head], dict[int, list[dict]]]:
+    """Heads and turns of stored interactions, as merged from every delivery so far.
+
+    ``known_turns`` holds, by id, the turn rows (``upserts.turn_rows``) of interactions whose
+    stored turns are exactly those, all written by this transaction (a Gong call whose transcript
+    just landed): they are not read back, only their speakers' names are.
+    """
     if not ids:
         return [], {}
+    known_turns = known_turns or {}
     params = {"ids": ids}
+    unread = [i for i in ids if i not in known_turns]
     heads = [_Head(r.id, model.IdentityKey(r.source, r.source_type, r.source_id), r.kind, r.title, r.body, r.deleted)
              for r in conn.execute(sa.text(
                  "SELECT id, source, source_type, source_id, kind, title, body, deleted FROM interactions "
@@ -143,13 +156,20 @@ def from_db(conn: sa.engine.Connection, ids: list[int]) -> tuple[list[_Head], di
         "(SELECT speaker_id, name FROM participants WHERE interaction_id = k.iid AND speaker_id IS NOT NULL "
         "ORDER BY participant_key) AS p"), params)}
     turns: dict[int, list[dict]] = {}
+    if known_turns:
+        names_of: dict[int, dict] = {}
+        for (iid, speaker_id), name in names.items():
+            names_of.setdefault(iid, {})[speaker_id] = name
+        turns = {iid: _chunkable_turns(rows, names_of.get(iid, {})) for iid, rows in known_turns.items()}
+    if not unread:
+        return heads, turns
     # rows unpacked as tuples: attribute access on each of ~100k result rows cost more than the query
     for iid, text, start_ms, end_ms, speaker_id, speaker_name in conn.execute(sa.text(
             "SELECT k.iid, t.text, t.start_ms, t.end_ms, t.speaker_id, t.speaker_name "
             "FROM unnest(CAST(:ids AS bigint[])) AS k(iid) CROSS JOIN LATERAL "
             "(SELECT text, start_ms, end_ms, speaker_id, speaker_name, turn_key FROM interaction_turns "
             'WHERE interaction_id = k.iid ORDER BY start_ms, turn_key COLLATE "C") AS t '
-            'ORDER BY k.iid, t.start_ms, t.turn_key COLLATE "C"'), params):
+            'ORDER BY k.iid, t.start_ms, t.turn_key COLLATE "C"'), {"ids": unread}):
         name = speaker_name or names.get((iid, speaker_id)) or speaker_id
         turns.setdefault(iid, []).append({"text": text, "start_ms": start_ms, "end_ms": end_ms, "speaker_name": name})
     return heads, turns
@@ -158,7 +178,11 @@ def from_db(conn: sa.engine.Connection, ids: list[int]) -> tuple[list[_Head], di
 def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[dict]],
           stored: bool) -> int:
     """Chunk ``heads`` and upsert the chunks; ``stored`` heads may have chunks already (trimmed
-    and compared). Returns the number of chunks whose text is new or changed."""
+    and compared). Returns the number of chunks whose text is new or changed.
+
+    The transaction must hold the row locks of ``stored`` heads' interactions (the writer's
+    interaction upsert takes them; ``stored_interactions`` locks them itself): chunks of those
+    interactions are written only by their lock holder, so positions read as absent stay absent."""
     if not heads:
         return 0
     old_hash: dict[str, str] = {}
@@ -172,8 +196,14 @@ def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[
         hashes.append({"iid": head.id, "h": content_hash})
         rows.extend(_chunk_rows(head.id, drafts))
     changed = sum(1 for r in rows if old_hash.get(r["id"]) != r["content_hash"])
-    if rows:
-        execute(conn, _CHUNK_SQL, rows)
+    # Chunks at positions the interaction did not have yet (most of a Gong call's chunks when its
+    # transcript lands) go in by plain INSERT: no conflict check, no speculative insertion. The
+    # caller holds the interactions' row locks (see ``write``'s docstring), so none appears since.
+    fresh = [r for r in rows if r["id"] not in old_hash]
+    if fresh:
+        execute(conn, _CHUNK_INSERT, fresh)
+    if len(fresh) < len(rows):
+        execute(conn, _CHUNK_SQL, [r for r in rows if r["id"] in old_hash])
     if stored:
         execute(conn, _TRIM_SQL, counts)
     execute(conn, _HASH_SQL, hashes)
@@ -182,5 +212,7 @@ def write(conn: sa.engine.Connection, heads: list[_Head], turns: dict[int, list[
 
 def stored_interactions(conn: sa.engine.Connection, ids: list[int]) -> int:
     """Re-chunk stored interactions by id (redrives, tests, repairs); returns chunks new or changed."""
+    conn.execute(sa.text("SELECT id FROM interactions WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+                 {"ids": list(ids)})
     heads, turns = from_db(conn, list(ids))
     return write(conn, heads, turns, stored=True)

@@ -190,10 +190,12 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
         upserts.upsert_identities(conn, identities)
         stats.identities = len(identities)
         done = upserts.InteractionWrite()
+        first_turns: dict[int, dict] = {}  # stored interactions whose turns all came now
         if interactions:
             upserts.upsert_interactions(conn, interactions, done, {k: h for k, (_, h) in prepared.items()})
             done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of,
-                                                    stored | done.ids, frozenset(done.inserted.values()))
+                                                    stored | done.ids, frozenset(done.inserted.values()),
+                                                    first_turns)
             stats.interactions = len(interactions)
         for dead in outcome.dead:
             position = positions.get(id(dead.record))
@@ -207,7 +209,7 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
             heads, turns = rechunk.from_batch(unprepared, interactions, turns_of, participants_of)
             stats.chunks_changed += rechunk.write(conn, heads, turns, stored=False)
             existing = sorted(done.changed - set(done.inserted.values()))
-            heads, turns = rechunk.from_db(conn, existing)
+            heads, turns = rechunk.from_db(conn, existing, {i: first_turns[i] for i in existing if i in first_turns})
             stats.chunks_changed += rechunk.write(conn, heads, turns, stored=True)
             stats.rechunked = len(done.inserted) + len(existing)
         if existing:  # new interactions have no links yet: the resolve phase links them

@@ -300,6 +300,19 @@ _COMPANY_SQL = (
     " ON CONFLICT DO NOTHING")
 
 
+# Stored interactions among the ids that have no turn yet (one key probe each): typically a Gong
+# call whose transcript lands now, in a later batch than the call.
+_TURNLESS_SQL = (
+    "SELECT k.iid FROM unnest(CAST(%(ids)s AS bigint[])) AS k(iid) "
+    "WHERE NOT EXISTS (SELECT 1 FROM interaction_turns t WHERE t.interaction_id = k.iid)")
+
+
+def _turnless(conn: sa.engine.Connection, ids: set[int]) -> set[int]:
+    if not ids:
+        return set()
+    return {iid for (iid,) in conn.exec_driver_sql(_TURNLESS_SQL, {"ids": sorted(ids)})}
+
+
 def _insert_children(conn: sa.engine.Connection, sql: tuple[str, str], rows: list[dict], new_ids: set[int]) -> list:
     """Rows of new interactions by plain INSERT, the others by upsert; returns what the upsert returned."""
     fresh = [r for r in rows if r["interaction_id"] in new_ids]
@@ -345,11 +358,13 @@ def participant_rows(item: model.Interaction) -> dict[str, dict]:
 def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
                     turns_of: dict[model.IdentityKey, dict], participants_of: dict[model.IdentityKey, dict],
                     ids: Optional[dict[model.IdentityKey, int]] = None, new_ids: frozenset[int] = frozenset(),
-                    ) -> set[int]:
+                    first_turns: Optional[dict[int, dict]] = None) -> set[int]:
     """Upsert turns, participants and company links; returns ids of interactions whose turns or
     participants changed (their chunks may read differently). ``ids`` holds the interaction ids
     already known; the others are looked up by key, and an item with no stored interaction gets
-    no child rows. ``new_ids`` are interactions inserted by this transaction (no children yet)."""
+    no child rows. ``new_ids`` are interactions inserted by this transaction (no children yet).
+    ``first_turns``, when given, receives the turn rows of stored interactions that had no turn
+    before this batch, by id: their stored turns are now exactly these rows."""
     ids = dict(ids or {})
     ids.update(stored_ids(conn, [i.key for i in items if i.key not in ids and (
         turns_of[i.key] or participants_of[i.key] or i.companies)]))
@@ -365,7 +380,15 @@ def upsert_children(conn: sa.engine.Connection, items: list[model.Interaction],
             companies.append(key | {"company_source_type": c.source_type, "company_source_id": c.source_id})
     changed: set[int] = set()
     if turns:
-        changed.update(r[0] for r in _insert_children(conn, _TURN_SQL, turns, new_ids))
+        # Turns of a stored interaction with none yet go in by plain INSERT too. The batch's
+        # interaction upsert locked its row (ON CONFLICT locks even when its WHERE skips the
+        # update) and every writer of turns upserts the interaction first, so no other
+        # transaction can add turns between this look-up and the insert.
+        turnless = _turnless(conn, {r["interaction_id"] for r in turns} - new_ids)
+        changed |= turnless  # they gain turns: their chunks change
+        changed.update(r[0] for r in _insert_children(conn, _TURN_SQL, turns, new_ids | turnless))
+        if first_turns is not None and turnless:
+            first_turns.update((ids[i.key], turns_of[i.key]) for i in items if ids.get(i.key) in turnless)
     if participants:
         changed.update(r[0] for r in _insert_children(conn, _PARTICIPANT_SQL, participants, new_ids))
     if companies:

@@ -228,3 +228,43 @@ def test_a_new_row_nothing_was_cut_for_still_gets_chunks_and_its_hash(domain, mo
         heads, turns = rechunk.from_db(conn, [iid])
     assert content_hash == rechunk.cut(heads[0], turns[iid])[1]
     assert "Arrived first." in _chunks(domain, "f1")[0].text
+
+
+def test_a_transcript_landing_on_a_stored_call_goes_in_by_plain_insert(domain, monkeypatch):
+    """A call stored without turns whose transcript lands now (the usual Gong order): its turns,
+    and its chunks at positions it did not have, go in without a conflict check; the positions it
+    had are upserted. The result equals a re-cut of the stored rows, and a second delivery of the
+    transcript (turns stored now) takes the upsert and changes nothing."""
+    from ingest_worker import upserts
+
+    _write(domain, _call("t1", "Pricing call", []))
+    before = _chunks(domain, "t1")
+    statements: list[str] = []
+    real = upserts.execute
+
+    def spy(conn, sql, rows, **params):
+        statements.append(sql.split(" SELECT", 1)[0].split(" (", 1)[0] + (" +upsert" if "ON CONFLICT" in sql else ""))
+        return real(conn, sql, rows, **params)
+
+    monkeypatch.setattr(upserts, "execute", spy)
+    monkeypatch.setattr(rechunk, "execute", spy)
+    transcript = _call("t1", "", [("s1", "Long turn. " + "word " * 220, 1000), ("s1", "We sign Friday.", 9000)],
+                       partial=True)
+    stats = _write(domain, transcript)
+    assert stats.rechunked == 1 and stats.chunks_changed >= 2
+    assert "INSERT INTO interaction_turns AS t" in statements, statements
+    assert "INSERT INTO interaction_turns AS t +upsert" not in statements, statements
+    assert statements.count("INSERT INTO chunks AS c") == 1 and statements.count("INSERT INTO chunks AS c +upsert") == 1
+    after = _chunks(domain, "t1")
+    assert after[0].id == before[0].id and len(after) > len(before)
+    assert "We sign Friday." in after[max(after)].text
+    with db.transaction(domain) as conn:
+        iid = conn.execute(sa.text("SELECT id FROM interactions WHERE source_id = 't1'")).scalar()
+        heads, turns = rechunk.from_db(conn, [iid])
+        assert rechunk.write(conn, heads, turns, stored=True) == 0, "re-reading changes no chunk"
+
+    statements.clear()
+    again = _write(domain, transcript)
+    assert again.rechunked == 0 and again.chunks_changed == 0
+    assert "INSERT INTO interaction_turns AS t +upsert" in statements and "INSERT INTO interaction_turns AS t" not in statements
+    assert _chunks(domain, "t1") == after

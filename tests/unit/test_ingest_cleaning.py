@@ -167,3 +167,21 @@ def test_merge_interactions_copies_only_repeated_keys_and_never_mutates_inputs()
     assert merged[0].metadata == {"extra": {"1": {}}, "bot": [2]}
     assert [t.turn_key for t in first.turns] == ["1"] and first.metadata == {"extra": {"1": {}}}
     assert first.body is None and [t.turn_key for t in second.turns] == ["2"]
+
+
+def test_big_integer_scan_flags_every_line_the_value_regex_flags():
+    """The digit-run scan (``landing._may_hold_big_int``) is a superset of the exact rule it
+    replaced: a JSON value of 20+ digits, or a minus and 19+, after a separator."""
+    import random
+    import re
+
+    exact = re.compile(r"[:,\[][ \t\r\n]*(?:-[0-9]{19}|[0-9]{20})")
+    rng = random.Random(7)
+    alphabet = '0123456789-:,[ "ab\té'
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) if rng.random() < 0.3 else rng.choice("0123456789")
+                       for _ in range(rng.randint(1, 60)))
+        if exact.search(text):
+            assert landing._may_hold_big_int(text), text
+    assert not landing._may_hold_big_int('{"id": "7782342274025937895", "n": 9223372036854775807}')
+    assert landing._may_hold_big_int('{"n": -9223372036854775809}')
