@@ -17,7 +17,7 @@ import threading
 import redis
 import sqlalchemy as sa
 from cachetools import TTLCache
-from flask import Flask, Request, current_app, g, request
+from flask import Flask, current_app, g, request
 
 from api.errors import ApiError
 from common import db, pubsub
@@ -77,9 +77,9 @@ def list_keys(settings: Settings) -> list[dict]:
     return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()} for row in rows]
 
 
-def _presented_key(req: Request) -> str:
+def _presented_key(environ: dict) -> str:
     """The key from ``Authorization: Bearer <key>``, or Basic with the key as password (browsers)."""
-    header = req.environ.get("HTTP_AUTHORIZATION", "")
+    header = environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
         return value.strip()
@@ -142,9 +142,13 @@ def _authenticate() -> None:
     path = req.path
     if path in PUBLIC_PATHS or not path.startswith(PROTECTED_PREFIXES):
         return
-    app = current_app._get_current_object()
+    g.actor = actor(current_app._get_current_object(), path, req.environ)
+
+
+def actor(app: Flask, path: str, environ: dict) -> str:
+    """``key:<name>`` of the live key of this domain the request presents, else ApiError (401/403)."""
     settings: Settings = app.config["PAYREADY"]
-    key = _presented_key(req)
+    key = _presented_key(environ)
     if not key:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <api key>", _challenge(path))
     named = key_domain(key)
@@ -156,7 +160,7 @@ def _authenticate() -> None:
     name, domain = found
     if domain != settings.domain:
         raise ApiError(403, "forbidden", "this key belongs to another domain")
-    g.actor = f"key:{name}"
+    return f"key:{name}"
 
 
 def init_app(app: Flask) -> None:

@@ -37,10 +37,14 @@ def _export_stored_gauges(settings) -> None:  # noqa: ANN001
 
 @bp.after_app_request
 def _count(response):  # noqa: ANN001, ANN202
-    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    metrics.HTTP_REQUESTS.labels(route=rule, status=str(response.status_code)).inc()
-    metrics.note_memory()
+    count(request.url_rule.rule if request.url_rule is not None else "unmatched", response.status_code)
     return response
+
+
+def count(route: str, status: int) -> None:
+    """One answered request (also called by the timeline's fast path, which bypasses the hook)."""
+    metrics.HTTP_REQUESTS.labels(route=route, status=str(status)).inc()
+    metrics.note_memory()
 
 
 OPENAPI = {"/metrics": {"get": {

@@ -184,11 +184,15 @@ def find(text: str, kinds: Iterable[str] = ALL) -> list[tuple[str, int, int]]:
     return accepted
 
 
-def mask(text: str, kinds: Iterable[str] = ALL) -> str:
-    """``text`` with every detected span replaced by its placeholder (``[EMAIL]`` ...)."""
+def mask(text: str, kinds: Iterable[str] = ALL, keep: Iterable[str] = ()) -> str:
+    """``text`` with every detected span replaced by its placeholder (``[EMAIL]`` ...); a span
+    whose text is one of ``keep`` (known identifiers) stays."""
     if not text:
         return text
     spans = find(text, kinds)
+    if keep:
+        kept = frozenset(keep)
+        spans = [span for span in spans if text[span[1]:span[2]] not in kept]
     if not spans:
         return text
     out: list[str] = []
@@ -231,22 +235,44 @@ def may_hold_sensitive(data: bytes) -> bool:
     return any(needle in shape for needle in _HINT_NEEDLES)
 
 
-def mask_sensitive(text: str) -> str:
-    """Mask only what may never be stored in clear (cards, SSNs)."""
+def mask_sensitive(text: str, keep: Iterable[str] = ()) -> str:
+    """Mask only what may never be stored in clear (cards, SSNs), but the identifiers in ``keep``
+    (a record's own id inside its link: ``.../call?id=7782342021547800002`` passes Luhn)."""
     if len(text) < SENSITIVE_MIN_LEN or not _SENSITIVE_HINT.search(text):
         return text
-    return mask(text, SENSITIVE)
+    return mask(text, SENSITIVE, keep)
+
+
+# Field names of a source system's own keys: "id", "callId", "speaker_id", "primaryUserIds", "Id".
+_IDENTIFIER_FIELD = re.compile(r"(?:^|_)(?:id|Id|ID)s?$|[a-z](?:Id|ID)s?$")  # not "paid", "valid"
+_DIGITS = re.compile(r"\d+")
+
+
+def is_identifier(field: object, value: object) -> bool:
+    """True for a bare number under a key-named field: a source system's identifier, not a card.
+
+    Gong's ids are 19-digit numbers and about one in ten passes the Luhn check, so masking them
+    would break the references between stored records; a card typed into an id field by a person
+    is not a case we have seen, while free text (titles, bodies, notes, transcripts) is always
+    scanned. Only whole-digit values are exempt: "id": "card 4111..." is still masked.
+    """
+    if type(field) is not str or not _IDENTIFIER_FIELD.search(field):
+        return False
+    if type(value) is str:
+        return _DIGITS.fullmatch(value) is not None
+    return type(value) is list and all(type(v) is str and _DIGITS.fullmatch(v) for v in value)
 
 
 def mask_obj(obj: Any) -> Any:
     """A copy of a JSON-like value with ``mask_sensitive`` applied to every string in it.
 
-    Dict keys are field names, not data, and are left alone; non-string scalars pass through.
+    Dict keys are field names, not data, and are left alone; non-string scalars pass through, and
+    so do the source's own identifiers (:func:`is_identifier`).
     """
     if isinstance(obj, str):
         return mask_sensitive(obj)
     if isinstance(obj, dict):
-        return {k: mask_obj(v) for k, v in obj.items()}
+        return {k: v if is_identifier(k, v) else mask_obj(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [mask_obj(v) for v in obj]
     if isinstance(obj, tuple):

@@ -118,6 +118,10 @@ class TimelineTiers:
         self.settings = settings
         self.redis = client or redis.Redis.from_url(settings.redis_url, socket_timeout=2,
                                                     decode_responses=True)
+        # warm pages are read as bytes: members are spliced into the body as stored, never decoded
+        pool = self.redis.connection_pool
+        self._bytes = redis.Redis(connection_pool=redis.ConnectionPool(
+            connection_class=pool.connection_class, **{**pool.connection_kwargs, "decode_responses": False}))
         self.hot = HotPages(hot_max_pages, hot_max_bytes, hot_ttl_s)
         self._lock = threading.Lock()
         self.counts = {"hot": 0, "warm": 0, "cold": 0}
@@ -238,36 +242,24 @@ class TimelineTiers:
         low = micros(start) if start else "-inf"
         filtered = bool(sources or kinds or after)  # members that may be skipped: read ahead
         batch = max(limit + 1, _UNFILTERED_BATCH_MIN) if filtered else limit + 1
+        scored = after is not None  # scores only serve the cursor's keyset test
         # the head and the first batch in one round trip; a miss fills the set and reads again
-        pipe = self.redis.pipeline(transaction=False)
+        pipe = self._bytes.pipeline(transaction=False)
         pipe.get(key + ":head")
-        pipe.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=True)
+        pipe.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=scored)
         head, rows = pipe.execute()
         if head is None:
-            head = self._fill(entity_id, key)
-            if head is None or head == "big":
+            filled = self._fill(entity_id, key)
+            if filled is None or filled == "big":
                 return None
-            rows = self.redis.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=True)
-        if head == "big":
+            head = filled.encode()
+            rows = self._bytes.zrevrangebyscore(key, high, low, start=0, num=batch, withscores=scored)
+        if head == b"big":
             return None
-        items: list[str] = []  # each member's item JSON as stored: spliced into the body, not re-encoded
-        offset = 0
-        while True:
-            for member, score in rows:
-                iid = int(member[:_ID_WIDTH])
-                if after and (int(score), iid) >= (micros(after[0]), after[1]):
-                    continue
-                if sources or kinds:
-                    item = json.loads(member[_ID_WIDTH:])
-                    if sources and item["source"] not in sources or kinds and item["kind"] not in kinds:
-                        continue
-                items.append(member[_ID_WIDTH:])
-                if len(items) > limit:
-                    break
-            if len(items) > limit or len(rows) < batch:
-                break
-            offset += batch
-            rows = self.redis.zrevrangebyscore(key, high, low, start=offset, num=batch, withscores=True)
+        if not filtered:  # the common first page: the members as they are
+            items = [member[_ID_WIDTH:] for member in rows]
+        else:
+            items = self._filtered_items(key, rows, high, low, batch, sources, kinds, limit, after)
         from api import services
 
         page = items[:limit]
@@ -275,8 +267,31 @@ class TimelineTiers:
         if len(items) > limit:
             last = json.loads(page[-1])
             nxt = services.encode_cursor(dt.datetime.fromisoformat(last["occurred_at"]), last["id"])
-        body = f'{{"entity":{head},"items":[{",".join(page)}],"next_cursor":{json.dumps(nxt)}}}\n'
-        return body.encode()
+        return b"".join((b'{"entity":', head, b',"items":[', b",".join(page), b'],"next_cursor":',
+                         json.dumps(nxt).encode(), b"}\n"))
+
+    def _filtered_items(self, key, rows, high, low, batch, sources, kinds, limit, after) -> list[bytes]:  # noqa: ANN001
+        """Up to ``limit + 1`` item JSONs past the cursor and matching the filters, reading on in
+        batches while members are skipped."""
+        items: list[bytes] = []
+        offset = 0
+        cursor = (micros(after[0]), after[1]) if after else None
+        while True:
+            for row in rows:
+                member = row[0] if cursor else row
+                if cursor and (int(row[1]), int(member[:_ID_WIDTH])) >= cursor:
+                    continue
+                if sources or kinds:
+                    item = json.loads(member[_ID_WIDTH:])
+                    if sources and item["source"] not in sources or kinds and item["kind"] not in kinds:
+                        continue
+                items.append(member[_ID_WIDTH:])
+                if len(items) > limit:
+                    return items
+            if len(rows) < batch:
+                return items
+            offset += batch
+            rows = self._bytes.zrevrangebyscore(key, high, low, start=offset, num=batch, withscores=bool(cursor))
 
     def _fill(self, entity_id: str, key: str) -> Optional[str]:
         """Copy the entity's whole timeline into its sorted set; None if it does not exist."""

@@ -53,6 +53,16 @@ def clean_text(text: Optional[str]) -> Optional[str]:
     return pii.mask_sensitive(text)
 
 
+def clean_url(url: Optional[str], own_id: str) -> Optional[str]:
+    """A link as stored: like :func:`clean_text`, but the record's own id in it stays (a Gong
+    call's link carries its 19-digit id, which passes the Luhn check one time in ten)."""
+    if url is None:
+        return None
+    if "\x00" in url:
+        url = url.replace("\x00", "")
+    return pii.mask_sensitive(url, keep=(own_id,))
+
+
 def _clean_json(value: Any) -> Any:
     if type(value) is str:
         return _clean_str(value)
@@ -66,7 +76,9 @@ def _clean_json(value: Any) -> Any:
             if "\x00" in k:
                 k = k.replace("\x00", "")
             if type(v) is str:  # most values: inline, no call at all for short NUL-free ones
-                out[k] = v if len(v) < _MASK_MIN_LEN and "\x00" not in v else _clean_str(v)
+                out[k] = v if len(v) < _MASK_MIN_LEN and "\x00" not in v or pii.is_identifier(k, v) else _clean_str(v)
+            elif pii.is_identifier(k, v):
+                out[k] = v
             elif v is None or type(v) in _SCALARS:
                 out[k] = v
             else:
@@ -215,7 +227,8 @@ def upsert_interactions(conn: sa.engine.Connection, items: list[model.Interactio
         rows = [{
             "source": i.key.source, "source_type": i.key.source_type, "source_id": i.key.source_id,
             "kind": i.kind, "occurred_at": i.occurred_at, "title": clean_text(i.title), "body": clean_text(i.body),
-            "duration_s": i.duration_s, "direction": i.direction, "url": i.url,
+            "duration_s": i.duration_s, "direction": i.direction,
+            "url": clean_url(i.url, i.key.source_id),
             "metadata": clean_json(i.metadata), "deleted": bool(i.metadata.get("deleted")) and not partial,
             "content_hash": hashes.get(i.key),
         } for i in items if i.partial is partial]

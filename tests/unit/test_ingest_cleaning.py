@@ -185,3 +185,18 @@ def test_big_integer_scan_flags_every_line_the_value_regex_flags():
             assert landing._may_hold_big_int(text), text
     assert not landing._may_hold_big_int('{"id": "7782342274025937895", "n": 9223372036854775807}')
     assert landing._may_hold_big_int('{"n": -9223372036854775809}')
+
+
+def test_stored_metadata_keeps_source_ids_that_happen_to_pass_luhn():
+    gong_id = "7782342021547800002"  # passes Luhn, like one Gong id in ten
+    value = {"id": gong_id, "workspaceId": gong_id, "context": [{"objectId": gong_id, "text": f"card {gong_id}"}]}
+    assert upserts.clean_json(value) == {"id": gong_id, "workspaceId": gong_id,
+                                         "context": [{"objectId": gong_id, "text": "card [CARD]"}]}
+
+
+def test_a_link_is_masked_but_for_the_records_own_id():
+    gong_id = "7782342021547800002"
+    assert upserts.clean_url(f"https://app.gong.io/call?id={gong_id}", gong_id) == \
+        f"https://app.gong.io/call?id={gong_id}"
+    assert upserts.clean_url("https://x.io/pay?card=4111111111111111\x00", gong_id) == "https://x.io/pay?card=[CARD]"
+    assert upserts.clean_url(None, gong_id) is None

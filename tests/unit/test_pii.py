@@ -117,3 +117,32 @@ def test_fast_on_10k_strings():
     elapsed = time.perf_counter() - started
     assert out[0] == "reach me at [EMAIL] or [PHONE], card [CARD]"
     assert elapsed < 2.0, elapsed
+
+
+# a Gong-style 19-digit id that passes the Luhn check, as about one in ten of them does
+GONG_ID = "7782342021547800002"
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("id", GONG_ID, True), ("Id", GONG_ID, True), ("callId", GONG_ID, True), ("speaker_id", GONG_ID, True),
+    ("WhoID", GONG_ID, True), ("primaryUserIds", [GONG_ID, "234599484848423"], True),
+    ("paid", GONG_ID, False), ("valid", GONG_ID, False), ("note", GONG_ID, False),
+    ("id", "card 4111111111111111", False), ("callIds", [GONG_ID, "4111 1111 1111 1111"], False),
+    ("id", 7, False), (7, GONG_ID, False),
+])
+def test_identifier_fields_are_recognised_by_name_and_bare_digits(field, value, expected):
+    assert pii.luhn_ok(GONG_ID)
+    assert pii.is_identifier(field, value) is expected
+
+
+def test_mask_obj_keeps_the_sources_own_ids_but_masks_the_same_digits_in_text():
+    record = {"id": GONG_ID, "parties": [{"speakerId": GONG_ID, "note": f"card {GONG_ID}"}],
+              "userIds": [GONG_ID], "memo": GONG_ID}
+    assert pii.mask_obj(record) == {"id": GONG_ID, "parties": [{"speakerId": GONG_ID, "note": "card [CARD]"}],
+                                    "userIds": [GONG_ID], "memo": "[CARD]"}
+
+
+def test_mask_sensitive_keeps_only_the_named_identifiers():
+    url = f"https://app.gong.io/call?id={GONG_ID}&ref=4111111111111111"
+    assert pii.mask_sensitive(url) == "https://app.gong.io/call?id=[CARD]&ref=[CARD]"
+    assert pii.mask_sensitive(url, keep=(GONG_ID,)) == f"https://app.gong.io/call?id={GONG_ID}&ref=[CARD]"
