@@ -16,7 +16,8 @@ from resolve_worker import entities
 from tests.integration.test_resolve import add_identity, entity
 
 SOURCES = ("gong", "slack", "hubspot", "salesforce")
-SCALE = int(os.environ.get("PAYREADY_TEST_FIXED_POINT_SCALE", "2"))
+# scale 10 is the smallest measured to show the flip before the fix (scale 2 did not)
+SCALE = int(os.environ.get("PAYREADY_TEST_FIXED_POINT_SCALE", "10"))
 
 
 def heads(settings) -> dict:
