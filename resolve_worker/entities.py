@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from common import db, timeline_cache
 from common.models import Company, EntityMapping, Person
 from common.settings import Settings
-from resolve_worker import cache, matching
+from resolve_worker import cache, heads, matching
 from resolve_worker import overrides as resolve_overrides
 
 log = logging.getLogger("payready.resolve")
@@ -104,33 +104,30 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
     for m in mappings:
         groups[(m.entity_type, m.entity_id)].append(by_key[m.key])
     company_of_identity = {m.key: m.entity_id for m in mappings if m.entity_type == "company"}
-    company_by_domain: dict[str, str] = {}
+    domain_claims = []
     company_rows = []
     for (etype, eid), members in groups.items():
         if etype != "company":
             continue
-        domains = sorted({d for r in members for d in (matching.normalise_domain(x) for x in r.domains)
-                          if d and d not in matching.WEBMAIL})
-        for d in domains:
-            company_by_domain.setdefault(d, eid)
-        name = Counter(r.name for r in members if r.name).most_common(1)
-        company_rows.append({"id": eid, "name": name[0][0] if name else None,
+        member_domains = [{d for d in map(matching.normalise_domain, r.domains) if d and d not in matching.WEBMAIL}
+                          for r in members]
+        domain_claims += [(d, eid) for ds in member_domains for d in ds]
+        domains = sorted(set().union(*member_domains))
+        company_rows.append({"id": eid, "name": heads.company_name(r.name for r in members),
                              "primary_domain": domains[0] if domains else None, "domains": domains})
+    company_by_domain = heads.company_by_domain(domain_claims)
     person_rows = []
     for (etype, eid), members in groups.items():
         if etype != "person":
             continue
         emails = [e for r in members for e in (matching.normalise_email(x) for x in r.emails) if e]
-        company = next((company_of_identity.get((r.source, r.company_source_type, r.company_source_id))
-                        for r in members if r.company_source_id
-                        and (r.source, r.company_source_type, r.company_source_id) in company_of_identity), None)
+        # every choice below is made from the members' values, not their order (heads.py)
+        company = heads.most_common_id(company_of_identity.get((r.source, r.company_source_type, r.company_source_id))
+                                       for r in members if r.company_source_id)
         if company is None:
-            company = next((company_by_domain[e.split("@")[1]] for e in emails
-                            if e.split("@")[1] in company_by_domain), None)
-        name = Counter(r.name for r in members if r.name).most_common(1)
-        person_rows.append({"id": eid, "display_name": name[0][0] if name else None,
-                            "primary_email": Counter(emails).most_common(1)[0][0] if emails else None,
-                            "company_id": company})
+            company = heads.most_common_id(company_by_domain.get(e.split("@")[1]) for e in emails)
+        person_rows.append({"id": eid, "display_name": heads.person_display_name(r.name for r in members),
+                            "primary_email": heads.primary_email(emails), "company_id": company})
     changed: set[str] = set()
     for table, rows in ((Company.__table__, company_rows), (Person.__table__, person_rows)):
         columns = [k for k in rows[0] if k != "id"] if rows else []

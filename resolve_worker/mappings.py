@@ -87,7 +87,9 @@ def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity
         if entity_id is None:
             existing = [eid for m in live for eid in [rows[m].existing_entity_id] * weight(m) if eid]
             if existing:
-                entity_id = next((eid for eid, _ in Counter(existing).most_common() if eid not in taken), None)
+                counts = Counter(existing)  # ties to the smallest id: never to whichever row came first
+                entity_id = next((eid for eid in sorted(counts, key=lambda e: (-counts[e], e)) if eid not in taken),
+                                 None)
         entity_id = entity_id or new_id()
         taken.add(entity_id)
         group, spread = [], False

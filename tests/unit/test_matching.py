@@ -213,6 +213,12 @@ def test_majority_existing_id_wins_when_clusters_merge():
     assert {m.entity_id for m in resolve(rows)} == {a}
 
 
+def test_tied_existing_ids_go_to_the_smallest_whatever_the_row_order():
+    a, b = sorted(str(uuid.uuid4()) for _ in range(2))
+    rows = [person("gong", "1", "x@acme.com", existing=b), person("hubspot", "3", "x@acme.com", existing=a)]
+    assert {m.entity_id for m in resolve(rows)} == {m.entity_id for m in resolve(rows[::-1])} == {a}
+
+
 def test_singleton_without_existing_gets_fresh_id_each_time():
     rows = [person("gong", "a", "jane@acme.com")]
     assert resolve(rows)[0].entity_id != resolve(rows)[0].entity_id
