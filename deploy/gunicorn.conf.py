@@ -18,6 +18,9 @@ import os
 # Alternating 2 x 8, 2 x 2, 2 x 4 twice at 20k (load 6-11), warm paced at 1,100 offered: 2 x 8
 # 664 / 622 req/s at 1.52 / 1.70 ms API CPU per request, 2 x 2 501 / 554 at 1.81 / 1.61, 2 x 4
 # 491 / 610 at 1.98 / 1.64: no setting beats 2 x 8 beyond the noise; 6 sync workers 550 at 2.01.
+# 2026-11-28, hot tier off (every request a Redis read, as at 1M), load 6-12: the gevent worker (with
+# psycogreen for psycopg2) served 580-629 warm req/s saturated where 2 x 8 gthread served 1,028-1,470;
+# 2 x 1 gthread used 1.25 ms CPU per paced request against 2 x 8's 1.33: within the noise. Not kept.
 # A flag on the command line (`--workers N`) still overrides these.
 workers = 2
 worker_class = "gthread"
