@@ -10,6 +10,7 @@ to Flask untouched, so errors keep one implementation.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable, Iterable, Mapping
 from urllib.parse import parse_qsl
@@ -18,9 +19,12 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug import urls  # noqa: F401 - registers the "werkzeug.url_quote" decoding error handler
 
 from api import audit, auth, metrics, openapi, params
+from api.errors import ApiError
+from api.services import BadRequest, NotFound
 from common.timeline_cache import TimelineTiers
 
 ROUTE = "/api/v1/interactions/timeline"
+log = logging.getLogger("payready.api.timeline")
 bp = Blueprint("timeline", __name__, url_prefix="/api/v1")
 
 
@@ -69,7 +73,10 @@ class FastPath:
             actor = auth.actor(self.app, ROUTE, environ)
             args = query_args(environ.get("QUERY_STRING", ""))
             body, tier = page(self.tiers, args)
-        except Exception:  # noqa: BLE001 - Flask answers every failure, as for any other route
+        except (ApiError, BadRequest, NotFound):  # the request's own fault: Flask words the 4xx
+            return self.flask_wsgi(environ, start_response)
+        except Exception as exc:  # noqa: BLE001 - costs speed, never an answer: Flask tries again
+            log.warning("timeline fast path failed (%s: %s); Flask answers", type(exc).__name__, exc)
             return self.flask_wsgi(environ, start_response)
         audit.record_read(self.app, actor, f"GET {ROUTE}", f"entity_id={args['entity_id']}", started)
         metrics.count(ROUTE, 200)

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -98,7 +99,12 @@ class EmbeddedStack:
         return self.urls
 
     def _start_postgres(self) -> None:
-        import pgserver
+        with warnings.catch_warnings():
+            # pgserver asks platformdirs for a runtime folder when imported; in a container without
+            # XDG_RUNTIME_DIR that warns and falls back to /tmp/runtime-<uid>, which serves (the
+            # socket lives in the data folder): the newcomer's `make demo` should not print it
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import pgserver
 
         self._pg = pgserver.get_server(self.pg_dir, cleanup_mode="stop")
         self._pg.psql("CREATE EXTENSION IF NOT EXISTS vector;")

@@ -111,6 +111,22 @@ def test_a_fast_answer_is_audited_and_counted_like_a_flask_one(app, seeded, key,
     assert row["detail"]["ms"] >= 0
 
 
+def test_a_failure_inside_the_fast_path_costs_speed_not_the_answer(app, seeded, key, caplog):
+    class Broken:
+        def page_body(self, *args, **kwargs):
+            raise RuntimeError("tier exploded")
+
+    fast, tiers = app.wsgi_app, app.wsgi_app.tiers
+    fast.tiers = Broken()  # the Flask view still has the real tiers
+    try:
+        response = app.test_client().get(f"{ROUTE}?entity_id={seeded['alice']}&limit=2",
+                                          headers={"Authorization": f"Bearer {key}"})
+    finally:
+        fast.tiers = tiers
+    assert response.status_code == 200 and response.get_json()["items"]
+    assert "timeline fast path failed (RuntimeError: tier exploded); Flask answers" in caplog.text
+
+
 @pytest.mark.parametrize("query", ["a=1&b=&a=2&c=x%2By+z&d=%C3%A9", "flag&x=%ZZ&y=%FF&z=1;w=2", "", "=v&&k==", "n=\u00e9t\u00e9"])
 def test_query_args_read_the_query_as_flask_does(query):
     from werkzeug.test import EnvironBuilder
