@@ -4,6 +4,7 @@ Celery worker subprocesses stopped by PID.
 """
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -56,6 +57,9 @@ def stack_urls(tmp_path_factory) -> embedded.StackUrls:  # noqa: ANN001
         broker = os.environ.get("PAYREADY_TEST_BROKER_URL") or redis_url
     yield embedded.StackUrls(database_url=db_url, redis_url=redis_url, broker_url=broker, owner_pid=os.getpid())
     if stack is not None:
+        # Celery's AsyncResult unsubscribes from the result backend when it is collected: collect
+        # the session's leftovers while Redis is still up, not after (an unraisable exception then)
+        gc.collect()
         stack.stop()
 
 
