@@ -13,7 +13,10 @@ _TARGET_ARGS = ("entity_id", "run_id", "rep_id", "q")
 
 
 def _target(req: Request, response: Response) -> str | None:
-    view_args, args = req.view_args or {}, req.args
+    try:
+        view_args, args = req.view_args or {}, req.args
+    except UnicodeDecodeError:  # a query string that is not UTF-8: answered 400, no target to name
+        return None
     for name in _TARGET_ARGS:
         value = view_args.get(name) or args.get(name)
         if value:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from api.services import BadRequest, NotFound
@@ -21,7 +21,18 @@ def error_response(status: int, code: str, message: str):  # noqa: ANN201
     return jsonify({"error": {"code": code, "message": message}}), status
 
 
+def _query_is_utf8() -> None:
+    # Werkzeug decodes the query string as strict UTF-8 on first use of request.args and raises
+    # UnicodeDecodeError, which every route (and the audit hook after it) would turn into a 500
+    try:
+        request.query_string.decode()
+    except UnicodeDecodeError:
+        raise BadRequest("the query string is not valid UTF-8 (percent-encode non-ASCII characters)") from None
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(_query_is_utf8)
+
     @app.errorhandler(ApiError)
     def _api(exc: ApiError):  # noqa: ANN202
         body, status = error_response(exc.status, exc.code, exc.message)

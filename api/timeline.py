@@ -73,7 +73,7 @@ class FastPath:
             actor = auth.actor(self.app, ROUTE, environ)
             args = query_args(environ.get("QUERY_STRING", ""))
             body, tier = page(self.tiers, args)
-        except (ApiError, BadRequest, NotFound):  # the request's own fault: Flask words the 4xx
+        except (ApiError, BadRequest, NotFound, UnicodeDecodeError):  # the request's fault: Flask words the 4xx
             return self.flask_wsgi(environ, start_response)
         except Exception as exc:  # noqa: BLE001 - costs speed, never an answer: Flask tries again
             log.warning("timeline fast path failed (%s: %s); Flask answers", type(exc).__name__, exc)

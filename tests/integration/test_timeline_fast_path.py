@@ -134,3 +134,22 @@ def test_query_args_read_the_query_as_flask_does(query):
 
     environ = EnvironBuilder(path=ROUTE, query_string=query).get_environ()
     assert query_args(environ["QUERY_STRING"]) == Request(environ).args.to_dict()
+
+
+@pytest.mark.parametrize("path", [ROUTE, "/api/v1/entities"])
+def test_a_query_string_that_is_not_utf8_is_a_json_400(app, seeded, key, domain, path):
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(path=path, headers={"Authorization": f"Bearer {key}"}).get_environ()
+    environ["QUERY_STRING"] = f"entity_id={seeded['alice']}&q=caf\xe9"  # a raw Latin-1 byte, not UTF-8
+    answer = {}
+
+    def start_response(status, headers, exc_info=None):
+        answer["status"] = status
+    body = b"".join(app(environ, start_response))
+    assert answer["status"].startswith("400"), (answer, body)
+    assert b'"code":"bad_request"' in body and b"UTF-8" in body
+    app.extensions["payready_audit"].flush()
+    with db.transaction(domain) as conn:
+        row = conn.execute(sa.text("SELECT action, target, outcome FROM audit_log ORDER BY id DESC LIMIT 1")).one()
+    assert (row.action, row.target, row.outcome) == (f"GET {path}", None, "400")
