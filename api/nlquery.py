@@ -245,6 +245,7 @@ def answer(settings: Settings, question: str, limit: int = 10, *, now: Optional[
         raise services.BadRequest("question must be a non-empty string")
     if len(question) > MAX_QUESTION_CHARS:
         raise services.BadRequest(f"question must be at most {MAX_QUESTION_CHARS} characters")
+    services.require_text("question", question)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise services.BadRequest(f"limit must be an integer between 1 and {MAX_LIMIT}")
     now = now or dt.datetime.now(dt.timezone.utc)

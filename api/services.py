@@ -22,6 +22,26 @@ class BadRequest(ValueError):
     pass
 
 
+def is_text(value: str) -> bool:
+    """Text Postgres can store and UTF-8 can encode: no NUL, no unpaired surrogate (JSON's
+    ``\\u0000`` and ``\\ud800`` make both)."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def require_text(name: str, value: str) -> str:
+    if not is_text(value):
+        raise BadRequest(f"{name} holds a NUL character or an unpaired surrogate")
+    return value
+
+
 def encode_cursor(occurred_at: Optional[dt.datetime], interaction_id: int) -> str:
     raw = json.dumps([occurred_at.isoformat() if occurred_at else None, interaction_id])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -133,6 +153,7 @@ def search(settings: Settings, text: str, k: int = 5, sources: Optional[list[str
     and resolved persons/companies. See :func:`embed_worker.search.search`."""
     from embed_worker import search as search_mod
 
+    require_text("query", text)
     try:
         hits = search_mod.search(settings, text, k=k, sources=sources, kinds=kinds, entity_id=entity_id,
                                  since=since, until=until)

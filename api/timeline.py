@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug import urls  # noqa: F401 - registers the "werkzeug.url_quote" decoding error handler
 
 from api import audit, auth, metrics, openapi, params
-from api.errors import ApiError
+from api.errors import ApiError, query_has_nul
 from api.services import BadRequest, NotFound
 from common.timeline_cache import TimelineTiers
 
@@ -71,7 +71,10 @@ class FastPath:
         started = time.perf_counter()
         try:
             actor = auth.actor(self.app, ROUTE, environ)
-            args = query_args(environ.get("QUERY_STRING", ""))
+            query = environ.get("QUERY_STRING", "")
+            if query_has_nul(query):
+                raise BadRequest("NUL in the query")  # Flask's hook words the 400
+            args = query_args(query)
             body, tier = page(self.tiers, args)
         except (ApiError, BadRequest, NotFound, UnicodeDecodeError):  # the request's fault: Flask words the 4xx
             return self.flask_wsgi(environ, start_response)

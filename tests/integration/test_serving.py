@@ -276,6 +276,49 @@ def test_the_audit_writer_keeps_rows_through_a_database_outage(domain):
     time.sleep(0)  # the background thread shares the queue; nothing else to wait for
 
 
+def test_a_nul_or_a_lone_surrogate_in_a_request_does_not_stop_the_audit_log(domain):
+    """``?q=%00`` once made every later flush of the process fail (Postgres refuses NUL in text):
+    an anonymous caller could switch the audit log off. Such requests are a 400 now, and text the
+    audit row still carries (a path segment, a key's name) is stored with U+FFFD instead."""
+    app = create_app(domain)
+    client = app.test_client()
+    assert client.get("/api/v1/entities?q=nul%00here").status_code == 400
+    assert client.post("/api/v1/sync/trigger", json={"sources": ["gong\u0000", "\ud800"]}).status_code == 400
+    assert client.get("/api/v1/sync/runs/nul%00here").status_code == 401
+    assert client.get("/api/v1/entities?q=after-the-nul").status_code == 401
+    writer = app.extensions["payready_audit"]
+    writer.flush()
+    assert not writer._queue
+    with db.transaction(domain) as conn:
+        rows = conn.execute(sa.text(
+            "SELECT action, target, outcome FROM audit_log WHERE actor = 'anonymous' ORDER BY id DESC LIMIT 4"
+        )).all()
+    assert [tuple(r) for r in rows][::-1] == [
+        ("GET /api/v1/entities", "q=nul\ufffdhere", "400"),
+        ("POST /api/v1/sync/trigger", None, "400"),
+        ("GET /api/v1/sync/runs/<run_id>", "run_id=nul\ufffdhere", "401"),
+        ("GET /api/v1/entities", "q=after-the-nul", "401")]
+
+
+def test_a_row_the_database_refuses_is_dropped_alone(domain, caplog):
+    writer = audit.AuditWriter(domain)
+    writer._pid = __import__("os").getpid()  # flushed here, not by the writer's thread
+    marker = uuid.uuid4().hex
+    writer._queue.extend([audit.row(f"key:{marker}", "GET /a", None, "200"),
+                          audit.row(f"key:{marker}", "GET /b", None, "200", at=BadTime()),
+                          audit.row(f"key:{marker}", "GET /c", None, "200")])
+    assert writer.flush() == 2 and not writer._queue
+    with db.transaction(domain) as conn:
+        assert list(conn.execute(sa.text("SELECT action FROM audit_log WHERE actor = :a ORDER BY id"),
+                                 {"a": f"key:{marker}"}).scalars()) == ["GET /a", "GET /c"]
+    assert "audit row refused by the database, dropped" in caplog.text and "GET /b" in caplog.text
+
+
+class BadTime:
+    def isoformat(self) -> str:
+        return "not a time"
+
+
 def make_settings_like(settings, **changes):
     from common.settings import _replace
 

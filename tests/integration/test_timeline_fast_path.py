@@ -73,6 +73,7 @@ def test_the_fast_path_answers_as_the_flask_view_does(app, seeded, key, domain):
         (f"entity_id={seeded['alice']}&source=gong,slack&type=call&limit=3", bearer, True),
         (f"entity_id={company}&from=2026-03-01T03:00:00Z&to=2026-03-02&limit=2&limit=9", bearer, True),
         (f"entity_id={company}&limit=0", bearer, False),
+        (f"entity_id={company}&note=a%00b", bearer, False),  # an unused parameter, but a NUL: 400
         (f"entity_id={company}&source=zoom", bearer, False),
         (f"entity_id={uuid.uuid4()}", bearer, False),
         ("entity_id=not-a-uuid", bearer, False),
@@ -153,3 +154,19 @@ def test_a_query_string_that_is_not_utf8_is_a_json_400(app, seeded, key, domain,
     with db.transaction(domain) as conn:
         row = conn.execute(sa.text("SELECT action, target, outcome FROM audit_log ORDER BY id DESC LIMIT 1")).one()
     assert (row.action, row.target, row.outcome) == (f"GET {path}", None, "400")
+
+
+@pytest.mark.parametrize("path, query", [(ROUTE, "entity_id={alice}&x=%00"), ("/api/v1/entities", "q=ac%00me")])
+def test_a_nul_in_the_query_is_a_json_400(app, seeded, key, path, query):
+    """A NUL once reached Postgres from ``/api/v1/entities?q=`` and came back a 500."""
+    response = app.test_client().get(f"{path}?{query.format(alice=seeded['alice'])}",
+                                     headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 400 and "NUL" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("question", ["what did ac\u0000me say", "\ud800 pricing"])
+def test_a_json_body_with_a_nul_or_an_unpaired_surrogate_is_a_json_400(app, key, question):
+    """A lone surrogate once failed the query cache's hashing with a 500."""
+    response = app.test_client().post("/api/v1/query", json={"question": question},
+                                      headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 400 and "surrogate" in response.get_json()["error"]["message"]
