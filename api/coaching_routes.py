@@ -1,25 +1,13 @@
 """GET /api/v1/coaching/report: coaching metrics per call and per rep from Gong turns."""
 from __future__ import annotations
 
-import datetime as dt
-from typing import Optional
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from api import coaching_report, openapi
+from api import coaching_report, openapi, params
 from api.errors import ApiError
 
 bp = Blueprint("coaching", __name__, url_prefix="/api/v1")
-
-
-def parse_time(name: str, raw: Optional[str]) -> Optional[dt.datetime]:
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name} must be an ISO-8601 date or time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 @bp.get("/coaching/report")
@@ -27,7 +15,7 @@ def report():  # noqa: ANN201
     unknown = set(request.args) - {"rep_id", "from", "to"}
     if unknown:
         raise ApiError(400, "bad_request", f"unknown parameters: {', '.join(sorted(unknown))}")
-    start, end = parse_time("from", request.args.get("from")), parse_time("to", request.args.get("to"))
+    start, end = params.time_param(request.args, "from"), params.time_param(request.args, "to")
     if start and end and start >= end:
         raise ApiError(400, "bad_request", "from must be before to")
     return jsonify(coaching_report.report(current_app.config["PAYREADY"], request.args.get("rep_id") or None,
@@ -46,12 +34,9 @@ OPENAPI_PATHS = {
                        "rate, filler words and topics from Gong speaker turns; definitions in docs/coaching.md.",
         "security": [{"apiKey": []}],
         "parameters": [
-            {"name": "rep_id", "in": "query", "required": False, "description": "person id of the rep; all reps if "
-             "omitted", "schema": {"type": "string", "format": "uuid"}},
-            {"name": "from", "in": "query", "required": False, "description": "calls at or after (ISO-8601)",
-             "schema": {"type": "string", "format": "date-time"}},
-            {"name": "to", "in": "query", "required": False, "description": "calls before (ISO-8601)",
-             "schema": {"type": "string", "format": "date-time"}}],
+            openapi.query("rep_id", "person id of the rep; all reps if omitted", fmt="uuid"),
+            openapi.query("from", "calls at or after (ISO-8601)", fmt="date-time"),
+            openapi.query("to", "calls before (ISO-8601)", fmt="date-time")],
         "responses": {
             "200": {"description": "the report", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {

@@ -75,8 +75,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # noqa: ANN202
-        return error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
-                              exc.description or exc.name)
+        body, status = error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
+                                      exc.description or exc.name)
+        # the exception's own headers, such as the Allow a 405 must carry (RFC 9110 §15.5.6)
+        return body, status, [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # noqa: ANN202

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable, Literal, Optional
 
 from pydantic import Field
 
-from api import coaching_report, nlquery, services
+from api import coaching_report, nlquery, params, services
 from common.settings import Settings
 
 Source = Literal["gong", "slack", "hubspot", "salesforce"]
@@ -27,13 +27,7 @@ INSTRUCTIONS = (
 
 
 def _time(name: str, raw: Optional[str]) -> Optional[dt.datetime]:
-    if not raw:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise services.BadRequest(f"{name} must be an ISO-8601 date or time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return params.parse_time(name, raw)
 
 
 def build_server(settings: Settings) -> Any:

@@ -34,8 +34,9 @@ SCHEMAS = {
         "related": {"type": "array", "items": {"type": "object"}}, "interaction_count": {"type": "integer"}}},
     "EntityList": {"type": "object", "properties": {"items": {"type": "array", "items": {"type": "object"}}}},
     "SyncTrigger": {"type": "object", "properties": {
-        "sources": {"type": "array", "items": {"type": "string", "enum": ["gong", "slack", "hubspot", "salesforce"]}},
-        "full_refresh": {"type": "boolean"}}},
+        "sources": {"type": "array", "minItems": 1,
+                    "items": {"type": "string", "enum": ["gong", "slack", "hubspot", "salesforce"]}},
+        "full_refresh": {"type": "boolean"}}, "additionalProperties": False},
     "SyncStarted": {"type": "object", "required": ["run_id", "created", "status_url"], "properties": {
         "run_id": {"type": "string", "format": "uuid"}, "created": {"type": "boolean"},
         "status_url": {"type": "string"}}},
@@ -54,7 +55,10 @@ SCHEMAS = {
 def query(name: str, description: str, *, required: bool = False, fmt: Optional[str] = None,
           schema: Optional[dict] = None) -> dict:
     schema = schema or ({"type": "string", "format": fmt} if fmt else {"type": "string"})
-    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+    param = {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+    if not required:  # ``?to=`` is taken as no ``to`` (a form's empty field), never as an error
+        param["allowEmptyValue"] = True
+    return param
 
 
 def path_param(name: str, description: str) -> dict:

@@ -12,8 +12,13 @@ KINDS = ("call", "thread", "note", "email", "meeting", "task", "event")
 
 def time_param(args: Mapping[str, str], name: str) -> Optional[dt.datetime]:
     """An ISO-8601 date or time; naive values are taken as UTC."""
-    raw = args.get(name)
-    if not raw:
+    return parse_time(name, args.get(name))
+
+
+def parse_time(name: str, raw: Optional[str]) -> Optional[dt.datetime]:
+    """``raw`` as an aware datetime (naive is UTC); an empty value is no value, as for every
+    optional parameter here (the OpenAPI document says so with ``allowEmptyValue``)."""
+    if raw is None or not raw.strip():
         return None
     try:
         value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))

@@ -14,14 +14,17 @@ SOURCES = params.SOURCES
 @bp.post("/trigger")
 def trigger():  # noqa: ANN201
     settings = current_app.config["PAYREADY"]
-    body = request.get_json(silent=True)
-    if body is None:
-        body = {}
+    # no body means every configured source; a body that is not a JSON object (or names a field
+    # this route does not know, such as a misspelt "sources") would otherwise start that full sync
+    body = request.get_json(force=True, silent=True) if request.get_data(cache=True).strip() else {}
     if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "body must be a JSON object")
-    sources = body.get("sources") or list(settings.sources)
-    if not isinstance(sources, list) or not all(isinstance(s, str) and s in SOURCES for s in sources):
-        raise ApiError(400, "bad_request", f"sources must be a list drawn from {', '.join(SOURCES)}")
+        raise ApiError(400, "bad_request", 'body must be a JSON object: {"sources": [...], "full_refresh": false}')
+    unknown = set(body) - {"sources", "full_refresh"}
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown fields: {', '.join(sorted(unknown))}")
+    sources = body.get("sources", list(settings.sources))  # {}, [] or null once meant every source too
+    if not isinstance(sources, list) or not sources or not all(isinstance(s, str) and s in SOURCES for s in sources):
+        raise ApiError(400, "bad_request", f"sources must be a non-empty list drawn from {', '.join(SOURCES)}")
     full = body.get("full_refresh", False)
     if not isinstance(full, bool):
         raise ApiError(400, "bad_request", "full_refresh must be true or false")

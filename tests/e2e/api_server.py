@@ -18,10 +18,11 @@ class Client:
     def __init__(self, base: str, key: str | None = None):
         self.base, self.key = base, key
 
-    def call(self, method: str, path: str, body: dict | None = None, key: str | None = "default"):
+    def call(self, method: str, path: str, body: dict | bytes | None = None, key: str | None = "default"):
+        """(status, JSON body); ``body`` is sent as JSON, or as it is when bytes."""
         key = self.key if key == "default" else key
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
+        data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, method=method, data=data)
         req.add_header("Content-Type", "application/json")
         if key:
             req.add_header("Authorization", f"Bearer {key}")
@@ -30,6 +31,7 @@ class Client:
                 self.last_headers = resp.headers
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as err:
+            self.last_headers = err.headers
             return err.code, json.loads(err.read() or b"null")
 
 

@@ -151,6 +151,14 @@ def test_dashboard_renders_its_charts_in_chromium(api, tmp_path):
     ("GET", "/api/v1/interactions/timeline?entity_id=00000000-0000-0000-0000-000000000000&cursor=zzz", None, 400),
     ("POST", "/api/v1/sync/trigger", {"sources": ["zoom"]}, 400),
     ("POST", "/api/v1/sync/trigger", {"sources": "gong"}, 400),
+    # each of these once started a sync of every source: a body that is not JSON, a misspelt field
+    ("POST", "/api/v1/sync/trigger", b"\x00", 400),
+    ("POST", "/api/v1/sync/trigger", b"sources=gong", 400),
+    ("POST", "/api/v1/sync/trigger", {"source": ["gong"]}, 400),
+    ("POST", "/api/v1/sync/trigger", {"sources": {}}, 400),
+    ("POST", "/api/v1/sync/trigger", {"sources": []}, 400),
+    ("GET", "/api/v1/entities?q=ac%00me", None, 400),
+    ("POST", "/api/v1/query", {"question": "\ud800 pricing"}, 400),
     ("GET", "/api/v1/sync/runs/nope", None, 404),
     ("GET", "/api/v1/entities?q=a", None, 400),
     ("GET", "/api/v1/nothing-here", None, 404),
@@ -159,3 +167,11 @@ def test_bad_requests_get_json_errors(api, method, path, body, status):
     got, payload = api.call(method, path, body)
     assert got == status
     assert set(payload["error"]) == {"code", "message"} and "Traceback" not in payload["error"]["message"]
+
+
+@pytest.mark.parametrize("method,path,allowed", [("DELETE", "/api/v1/sync/trigger", {"POST", "OPTIONS"}),
+                                                 ("TRACE", "/readyz", {"GET", "HEAD", "OPTIONS"})])
+def test_a_method_the_route_lacks_is_a_json_405_with_allow(api, method, path, allowed):
+    got, payload = api.call(method, path)
+    assert got == 405 and payload["error"]["code"] == "method_not_allowed"
+    assert set(api.last_headers["Allow"].replace(" ", "").split(",")) == allowed
