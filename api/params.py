@@ -22,9 +22,12 @@ def parse_time(name: str, raw: Optional[str]) -> Optional[dt.datetime]:
         return None
     try:
         value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        # in UTC: Postgres refuses offsets beyond ±15:59 that Python takes (up to ±23:59)
+        return value.astimezone(dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
     except ValueError:
         raise BadRequest(f"{name} must be an ISO-8601 date or time, got {raw[:40]!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    except OverflowError:  # year 1 at +01:00 is before year 1 in UTC
+        raise BadRequest(f"{name} is out of range: {raw[:40]!r}") from None
 
 
 def choices_param(args: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> Optional[list[str]]:

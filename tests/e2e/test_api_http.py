@@ -158,6 +158,7 @@ def test_dashboard_renders_its_charts_in_chromium(api, tmp_path):
     ("POST", "/api/v1/sync/trigger", {"sources": {}}, 400),
     ("POST", "/api/v1/sync/trigger", {"sources": []}, 400),
     ("GET", "/api/v1/entities?q=ac%00me", None, 400),
+    ("GET", "/api/v1/coaching/report?from=0001-01-01T00:00:00%2B01:00", None, 400),  # before year 1 in UTC
     ("POST", "/api/v1/query", {"question": "\ud800 pricing"}, 400),
     ("GET", "/api/v1/sync/runs/nope", None, 404),
     ("GET", "/api/v1/entities?q=a", None, 400),

@@ -30,3 +30,14 @@ def test_audit_rows_carry_storable_text_only():
     assert row["detail"] == {"request": {"sources": ["gong\ufffd"], "k\ufffd": "?"}, "ms": 1.5}
     plain = {"ms": 2.0}
     assert audit.row("a", "b", None, "200", plain)["detail"] == plain
+
+
+def test_times_are_read_in_utc_so_postgres_takes_any_offset_python_does():
+    """``?to=0010-02-04T15:47:47-19:31`` (schemathesis) was a 500: Postgres refuses offsets past ±15:59."""
+    from api import params
+
+    assert params.parse_time("to", "0010-02-04T15:47:47-19:31").isoformat() == "0010-02-05T11:18:47+00:00"
+    assert params.parse_time("to", "2026-03-01").isoformat() == "2026-03-01T00:00:00+00:00"
+    assert params.parse_time("to", " ") is None
+    with pytest.raises(services.BadRequest, match="out of range"):
+        params.parse_time("from", "0001-01-01T00:00:00+01:00")
