@@ -19,6 +19,34 @@ from common import embedded, settings as settings_mod
 from common.settings import ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+KEY_NAME_MAX = 128  # api_keys.name
+
+
+def _key_name(raw: str) -> str:
+    """A key's name is its actor in the audit log ("key:<name>"): printable, 1-128 characters."""
+    name = raw.strip()
+    if not name or len(name) > KEY_NAME_MAX or not name.isprintable():
+        raise argparse.ArgumentTypeError(f"a key name is 1-{KEY_NAME_MAX} printable characters, got {raw[:40]!r}")
+    return name
+
+
+def _at_least(minimum: float, kind: type = int):  # noqa: ANN202
+    def parse(raw: str):  # noqa: ANN202
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {raw}")
+        return value
+    return parse
+
+
+def _port(raw: str) -> int:
+    value = _at_least(1)(raw)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, got {raw}")
+    return value
 
 
 def _settings(env_overrides: Optional[dict] = None) -> Settings:
@@ -338,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--wait", action="store_true", help="block until the run ends")
     sy.add_argument("--json", action="store_true", help="print the run as JSON")
     sy.add_argument("--full-refresh", action="store_true", help="re-read everything from the start")
-    sy.add_argument("--timeout", type=float, default=3600.0)
+    sy.add_argument("--timeout", type=_at_least(0.001, float), default=3600.0, help="seconds --wait waits")
     sy.set_defaults(fn=cmd_sync)
     pr = sub.add_parser("proc", help="run one Procfile process in the foreground (containers)")
     pr.add_argument("name", help="web, ingest, resolve, embed, beat or flower")
@@ -346,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create or upgrade the domain schema").set_defaults(fn=cmd_migrate)
     g = sub.add_parser("generate", help="write sample landing data (files layout) and ground truth")
     g.add_argument("--out", required=True)
-    g.add_argument("--scale", type=int, default=1)
+    g.add_argument("--scale", type=_at_least(1), default=1, help="units of sample data (1 is about 1,500 records)")
     g.add_argument("--seed", type=int, default=7)
     g.set_defaults(fn=cmd_generate)
     st = sub.add_parser("status", help="the state of the stack")
@@ -355,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("keys", help="API keys")
     ksub = k.add_subparsers(dest="keys_command", required=True)
     kc = ksub.add_parser("create", help="create an API key for this domain")
-    kc.add_argument("--name", required=True)
+    kc.add_argument("--name", required=True, type=_key_name, help="who holds it; the audit log's actor")
     kc.set_defaults(fn=cmd_keys)
     kr = ksub.add_parser("revoke", help="revoke every active key of this name")
     kr.add_argument("--name", required=True)
@@ -388,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     mc = sub.add_parser("mcp", help="serve the MCP tools (stdio by default) for AI assistants")
     mc.add_argument("--transport", choices=("stdio", "streamable-http"), default="stdio")
     mc.add_argument("--host", default="127.0.0.1", help="streamable-http bind address")
-    mc.add_argument("--port", type=int, default=8765, help="streamable-http port")
+    mc.add_argument("--port", type=_port, default=8765, help="streamable-http port")
     mc.set_defaults(fn=cmd_mcp)
     return p
 

@@ -50,6 +50,24 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(domain):
     assert last.startswith(f"pr_{domain.domain}.") and " " not in last
 
 
+def test_bad_arguments_are_refused_before_anything_is_written(domain, tmp_path):
+    """An empty key name was accepted (audit actor "key:"), a long one raised SQL's traceback, and
+    --scale 0 or -1 wrote a sample anyway."""
+    env = _process_env(domain)
+    for args, says in ((["keys", "create", "--name", " "], "a key name is 1-128 printable characters"),
+                       (["keys", "create", "--name", "x" * 129], "a key name is 1-128 printable characters"),
+                       (["keys", "create", "--name", "tab\there"], "a key name is 1-128 printable characters"),
+                       (["generate", "--scale", "0", "--out", str(tmp_path / "g")], "must be at least 1, got 0"),
+                       (["generate", "--scale", "-1", "--out", str(tmp_path / "g")], "must be at least 1, got -1"),
+                       (["sync", "--wait", "--timeout", "0"], "must be at least"),
+                       (["mcp", "--port", "70000"], "a port is 1-65535")):
+        failed = _cli(args, env)
+        assert failed.returncode == 2 and says in failed.stderr and "Traceback" not in failed.stderr, (args, failed.stderr)
+    assert not (tmp_path / "g").exists()
+    with db.transaction(domain) as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM api_keys WHERE name = '' OR length(name) > 128")).scalar() == 0
+
+
 def test_keys_revoke_stops_the_key_and_list_shows_it(domain):
     from api import auth
 
