@@ -72,8 +72,9 @@ def _month_start(year: int, month: int) -> dt.datetime:
     return dt.datetime(year, month, 1, tzinfo=UTC)
 
 
-def _month_range(year: int, month: int) -> tuple[dt.datetime, dt.datetime]:
-    return _month_start(year, month), _month_start(year, month + 1)
+def _month_range(year: int, month: int) -> tuple[dt.datetime, Optional[dt.datetime]]:
+    start = _month_start(year, month)
+    return start, _month_start(year, month + 1) if (year, month) < (dt.MAXYEAR, 12) else None
 
 
 def _add_months(day: dt.datetime, months: int) -> dt.datetime:
@@ -122,19 +123,26 @@ def _time_range(name: str, groups: tuple, now: dt.datetime) -> Optional[tuple[Op
     g = [x.lower() if isinstance(x, str) else x for x in groups]
     if name == "between_dates":
         a, b = _parse_date(g[0]), _parse_date(g[1])
-        return (a, b + dt.timedelta(days=1)) if a and b and a <= b else None
+        if not (a and b and a <= b):
+            return None
+        return a, b + dt.timedelta(days=1) if b.date() < dt.date.max else None
     if name == "quarter":
         q = int(g[0][1]) if g[0].startswith("q") else _QUARTER_WORDS[g[0]]
         year = int(g[1]) if g[1] else (now.year if (q - 1) * 3 + 1 <= now.month else now.year - 1)
-        return _month_start(year, (q - 1) * 3 + 1), _month_start(year, q * 3 + 1)
+        return _month_start(year, (q - 1) * 3 + 1), _month_start(year, q * 3 + 1) if (year, q) < (dt.MAXYEAR, 4) else None
     if name == "last_n":
         n = _number(g[1])
         if not n:
             return None
         unit = g[2]
-        if unit.startswith("month") or unit.startswith("year"):
-            return _add_months(today, -n * (12 if unit.startswith("year") else 1)), today + dt.timedelta(days=1)
-        return today - dt.timedelta(days=n * _UNITS[unit]), today + dt.timedelta(days=1)
+        try:
+            if unit.startswith("month") or unit.startswith("year"):
+                start = _add_months(today, -n * (12 if unit.startswith("year") else 1))
+            else:
+                start = today - dt.timedelta(days=n * _UNITS[unit])
+        except (OverflowError, ValueError):  # further back than year 1: since the beginning
+            start = None
+        return start, today + dt.timedelta(days=1)
     if name == "relative_period":
         which, unit = g
         if which == "past":  # "the past week" is the rolling one; "last week" the calendar one
@@ -157,7 +165,7 @@ def _time_range(name: str, groups: tuple, now: dt.datetime) -> Optional[tuple[Op
             at = _parse_date(g[1])
             if at is None:
                 return None
-            after_end = at + dt.timedelta(days=1)
+            after_end = at + dt.timedelta(days=1) if at.date() < dt.date.max else None
         else:
             month = _MONTHS[g[1]]
             year = int(g[2]) if g[2] else _latest_year_for_month(month, now)
@@ -165,11 +173,11 @@ def _time_range(name: str, groups: tuple, now: dt.datetime) -> Optional[tuple[Op
         if g[0] == "since":
             return at, None
         if g[0] == "after":
-            return after_end, None
+            return (after_end, None) if after_end else None
         return None, at  # before / until: up to the start of that day or month
     if name == "on_date":
         at = _parse_date(g[0])
-        return (at, at + dt.timedelta(days=1)) if at else None
+        return (at, at + dt.timedelta(days=1) if at.date() < dt.date.max else None) if at else None
     if name == "month_year":
         return _month_range(int(g[1]), _MONTHS[g[0]])
     if name == "month":
@@ -191,7 +199,10 @@ def parse_time(question: str, now: dt.datetime) -> tuple[Optional[dt.datetime], 
     if best is None:
         return None, None, None
     _, m, name = best
-    got = _time_range(name, m.groups(), now)
+    try:
+        got = _time_range(name, m.groups(), now)
+    except (OverflowError, ValueError):  # a time the calendar cannot hold ("in January 0000"): no filter
+        got = None
     if got is None:
         return None, None, None
     return got[0], got[1], m.group(0).strip()

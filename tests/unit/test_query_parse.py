@@ -58,6 +58,26 @@ def test_no_time_phrase_means_no_range():
     assert parse_time("we have 2025 units", NOW) == (None, None, None)  # a bare number is not a year
 
 
+@pytest.mark.parametrize("question,start,end", [
+    # each was an OverflowError or ValueError, so a 500 from POST /api/v1/query
+    ("what did Acme say in the last 999999999 days", None, d(2026, 11, 28)),  # since the beginning
+    ("in the last 99999999999999999999 weeks", None, d(2026, 11, 28)),
+    ("last 99999 years", None, d(2026, 11, 28)),
+    ("before 9999-12-31", None, d(9999, 12, 31)),
+    ("on 9999-12-31", d(9999, 12, 31), None),  # the calendar's last day: open-ended
+    ("between 2026-01-01 and 9999-12-31", d(2026, 1, 1), None),
+    ("in december 9999", d(9999, 12, 1), None),
+    ("in Q4 9999", d(9999, 10, 1), None),
+])
+def test_ranges_at_the_calendars_ends_are_open_not_errors(question, start, end):
+    assert parse_time(question, NOW)[:2] == (start, end)
+
+
+@pytest.mark.parametrize("question", ["after 9999-12-31", "after december 9999", "in january 0000"])
+def test_a_time_past_the_calendar_is_no_filter(question):
+    assert parse_time(question, NOW) == (None, None, None)
+
+
 def test_the_month_end_is_clamped():
     assert parse_time("last 1 month", dt.datetime(2026, 3, 31, tzinfo=UTC))[0] == d(2026, 2, 28)
 
