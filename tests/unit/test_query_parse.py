@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from api.query_parse import KnownEntity, fold, match_entities, parse, parse_time
 
@@ -130,3 +131,21 @@ def test_source_words_are_not_entity_names():
 
 def test_fold():
     assert fold("Renée  Johansson, Jr.") == "renee johansson jr"
+
+
+_WORDS = st.sampled_from(["last", "past", "previous", "this", "in", "during", "since", "after", "before", "until",
+                          "between", "and", "from", "to", "on", "the", "q1", "q4", "quarter", "days", "weeks",
+                          "months", "years", "week", "month", "year", "december", "jan", "sept", "today",
+                          "yesterday", "acme", "pricing", "a", "two", "twelve"])
+_NUMBERS = st.one_of(st.integers(0, 10**25), st.integers(0, 9999).map(lambda y: f"{y:04d}"))
+_DATES = st.builds(lambda y, m, day: f"{y:04d}-{m:02d}-{day:02d}", st.integers(0, 9999), st.integers(0, 13),
+                   st.integers(0, 32))
+
+
+@given(st.lists(st.one_of(_WORDS, _NUMBERS.map(str), _DATES), max_size=8).map(" ".join))
+@settings(max_examples=400, deadline=None)
+def test_any_question_parses_to_an_ordered_range_or_none(question):
+    start, end, phrase = parse_time(question, NOW)
+    assert start is None or end is None or start < end, (question, start, end)
+    assert (phrase is None) == (start is None and end is None)
+    parse(question, KNOWN, now=NOW)  # the whole parser, entities included, never raises either
