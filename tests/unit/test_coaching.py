@@ -1,7 +1,11 @@
 """Each coaching metric on hand-built turns (docs/coaching.md), edge cases included."""
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from api import coaching
 from api.coaching import CUSTOMER, REP, CoachingConfig, Turn, call_metrics
@@ -151,3 +155,36 @@ def test_gong_stats_and_averages():
     assert avg["ours"]["patience_s"] == 1.0
     assert avg["gong"] == {"talk_ratio": 0.56, "patience_s": 1.29}  # only calls that carry Gong's stats
     assert avg["topics"]["main"] == "Pricing"
+
+
+_TURNS = st.lists(st.builds(
+    Turn, speaker_id=st.sampled_from(["r", "c", "x", None]),
+    start_ms=st.integers(-10**6, 10**10), end_ms=st.one_of(st.none(), st.integers(-10**6, 10**10)),
+    text=st.text(alphabet=st.sampled_from(list("um uh like so? Yes. okay, price! ")), max_size=60),
+    topic=st.one_of(st.none(), st.sampled_from(["Pricing", "Intro"]))), max_size=25)
+
+
+def _finite(value) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True
+
+
+@given(_TURNS, st.one_of(st.none(), st.floats(-1e6, 1e9, allow_nan=False)))
+@settings(max_examples=300, deadline=None)
+def test_any_turns_give_metrics_in_range_and_valid_json(turns, duration_s):
+    """Unsorted, overlapping, reversed or open turns and any duration: no exception, no NaN or
+    infinity (Flask would write invalid JSON), ratios in 0..1, interactivity 0..10, no negative time."""
+    metrics = call_metrics(turns, {"r": REP, "c": CUSTOMER}, duration_s)
+    assert _finite(metrics), metrics
+    json.dumps(metrics, allow_nan=False)
+    for ratio in (metrics["talk_ratio"], metrics["company_talk_ratio"]):
+        assert ratio is None or 0 <= ratio <= 1
+    score = metrics["interactivity"]["score"]
+    assert score is None or 0 <= score <= 10
+    assert metrics["longest_monologue"]["seconds"] >= 0 and metrics["longest_customer_story"]["seconds"] >= 0
+    assert metrics["minutes"] >= 0
