@@ -116,13 +116,13 @@ def _identifying(raw: object) -> Optional[tuple[str, Optional[str]]]:
     return None if shared else (email, employer)
 
 
-def _identifying_emails(raws: list) -> tuple[list[str], frozenset[str]]:
+def _identifying_emails(raws: Iterable) -> tuple[tuple[str, ...], frozenset[str]]:
     """A row's identifying addresses (normalised, no shared inbox) and the employer domains in them."""
     try:
         found = [f for f in map(_identifying, raws) if f]
     except TypeError:  # junk (unhashable) values: not memoised
         found = [f for f in map(_identifying.__wrapped__, raws) if f]
-    return [e for e, _ in found], frozenset(d for _, d in found if d)
+    return tuple(e for e, _ in found), frozenset(d for _, d in found if d)
 
 
 # what a person row says besides its addresses, read in one C call: rows are bucketed by these
@@ -145,25 +145,25 @@ def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRe
         if slot == len(firsts):
             firsts.append(i)
         slots.append(slot)
-    facts_of, emails_of = {}, {}
+    # the same addresses, names, employers, phones and titles recur across rows: each distinct
+    # value is normalised once, through plain dicts (cheaper than the normalisers' own memos)
+    emails_of, names_of, phones_of, titles_of = {}, {}, {}, {}
     parsed = []
     for i in firsts:
         row = rows[i]
-        try:  # the same person facts recur with other phones and titles; the same addresses elsewhere
+        try:
             raw_emails = tuple(row.emails)
-            emails, work = emails_of.get(raw_emails) or emails_of.setdefault(
-                raw_emails, _identifying_emails(row.emails))
-            raw = _FACTS(row) + raw_emails
-            facts = facts_of.get(raw)
-        except TypeError:
-            (emails, work), raw, facts = _identifying_emails(row.emails), None, None
-        if facts is None:
-            facts = (nz.parse_person_name(row.name), emails, context.of(row, work), work)
-            if raw is not None:
-                facts_of[raw] = facts
-        parsed.append(facts)
+            found = emails_of.get(raw_emails)
+            if found is None:
+                found = emails_of[raw_emails] = _identifying_emails(raw_emails)
+            name = names_of.get(row.name, False)
+            if name is False:
+                name = names_of[row.name] = nz.parse_person_name(row.name)
+        except TypeError:  # junk (unhashable) values: not memoised
+            found, name = _identifying_emails(row.emails), nz.parse_person_name(row.name)
+        parsed.append((name, found[0], context.of(row, found[1]), found[1]))
     # each distinct fact once: the check is about which values meet, not how often
-    ambiguous = _ambiguous_emails(list({id(f): f for f in parsed}.values()))
+    ambiguous = _ambiguous_emails(list(dict.fromkeys(parsed)))
     same_record: dict = {}
     by_slot = []
     for i, facts in zip(firsts, parsed):
@@ -172,10 +172,18 @@ def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRe
         if ambiguous and not ambiguous.isdisjoint(emails):
             emails = [e for e in emails if e not in ambiguous]
             work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+        try:
+            phone = phones_of.get(row.phone, False)
+            if phone is False:
+                phone = phones_of[row.phone] = nz.normalise_phone(row.phone)
+            title = titles_of.get(row.title, False)
+            if title is False:
+                title = titles_of[row.title] = nz.normalise_title(row.title)
+        except TypeError:
+            phone, title = nz.normalise_phone(row.phone), nz.normalise_title(row.title)
         # ``PersonRecord.signature()``'s values: one object per distinct record, whichever source
         # said it, built only when new (keys and ids are computed once per object)
-        said = (name, frozenset(emails), work, nz.normalise_phone(row.phone), nz.normalise_title(row.title),
-                companies, bool(row.is_internal))
+        said = (name, frozenset(emails), work, phone, title, companies, bool(row.is_internal))
         rec = same_record.get(said)
         if rec is None:
             rec = same_record[said] = scoring.PersonRecord(i, *said)
