@@ -53,7 +53,7 @@ class IdentityRow:
         return (self.source, self.source_type, self.source_id)
 
 
-@dataclass
+@dataclass(slots=True)
 class Mapping:
     key: Key
     entity_type: str

@@ -33,7 +33,7 @@ def confidence(score: float) -> float:
     return min(0.9999, round(1.0 / (1.0 + math.exp(-max(min(score, 30.0), -30.0))), 4))
 
 
-@dataclass
+@dataclass(slots=True)
 class PersonRecord:
     """What one person identity says, normalised once."""
 
@@ -51,7 +51,7 @@ class PersonRecord:
         return (self.name, self.emails, self.work_domains, self.phone, self.title, self.companies, self.internal)
 
 
-@dataclass
+@dataclass(slots=True)
 class CompanyRecord:
     index: int
     name: Optional[str]  # normalised, legal suffixes off
