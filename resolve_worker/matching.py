@@ -211,7 +211,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
         for block in blocks:
             block.append(i)
     keys = list(map(_key, rows))
-    index = {k: i for i, k in enumerate(keys)}
+    index = dict(zip(keys, range(len(keys))))
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
              and not rows[index[r.linked_key]].pinned]
@@ -219,7 +219,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
                     incremental, constraints, "person", links=links, pair_log=pair_log,
-                    name_blocks=(by_name, no_employer), keys=keys,
+                    name_blocks=(by_name, no_employer), keys=keys, index=index,
                     twins=(twins.of_reps(all_rows, all_records, reps, rep_of, self_links), reps))
 
 
@@ -236,12 +236,12 @@ _method = mappings.method
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
              constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
              name_blocks: Optional[tuple] = None, keys: Optional[list[Key]] = None,
-             twins: tuple = (None, None)) -> list[Mapping]:
+             index: Optional[dict] = None, twins: tuple = (None, None)) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
     keys = keys or list(map(_key, rows))
-    index = {k: i for i, k in enumerate(keys)}
+    index = index or dict(zip(keys, range(n)))
     _apply_constraints(clusters, rows, index, constraints)
     if incremental:
         by_entity: dict[str, int] = {}

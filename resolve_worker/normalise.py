@@ -214,7 +214,8 @@ def normalise_phone(raw: object) -> Optional[str]:
     text = clip(raw)
     if not text:
         return None
-    text = _PHONE_EXTENSION.split(text)[0]
+    if "x" in text or "X" in text:  # every way of writing an extension has one; the regex scans the whole text
+        text = _PHONE_EXTENSION.split(text)[0]
     digits = _NON_DIGITS.sub("", text)
     return digits[-10:] if len(digits) >= 7 else None
 

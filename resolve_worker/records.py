@@ -102,8 +102,14 @@ def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
 @functools.lru_cache(maxsize=262_144)
 def _email_facts(email: str) -> tuple[bool, Optional[str]]:
     """(is a shared inbox, employer domain or None) of a normalised address."""
-    domain = nz.registrable(nz.email_domain(email))
-    return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
+    return nz.is_shared_inbox(email), _employer(nz.email_domain(email))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _employer(domain: str) -> Optional[str]:
+    """The employer domain an address at this domain names, None for webmail: far fewer domains than addresses."""
+    domain = nz.registrable(domain)
+    return None if nz.is_webmail(domain) else domain
 
 
 @functools.lru_cache(maxsize=262_144)

@@ -245,7 +245,10 @@ def score_companies(a: CompanyRecord, b: CompanyRecord) -> tuple[float, list[str
 class PersonSummary:
     """What a cluster of person identities says, for the no-chaining veto."""
 
+    __slots__ = ("names", "work", "manual")
+
     def __init__(self, rec: Optional[PersonRecord]):
+        self.manual = False  # a person joined these identities: its names are all this entity's
         self.names = [rec.name] if rec and rec.name else []
         self.work: dict[str, set[str]] = {}
         if rec and rec.work_domains and not rec.internal:
@@ -253,8 +256,6 @@ class PersonSummary:
                 d = nz.email_domain(e)
                 if d in rec.work_domains:
                     self.work.setdefault(d, set()).add(e)
-
-    manual = False  # a person joined these identities: its names are all this entity's
 
     def conflicts(self, other: "PersonSummary") -> bool:
         if self.manual or other.manual:
@@ -276,9 +277,10 @@ class PersonSummary:
 
 
 class CompanySummary:
-    manual = False
+    __slots__ = ("records", "manual")
 
     def __init__(self, rec: Optional[CompanyRecord]):
+        self.manual = False
         self.records = [rec] if rec else []
 
     def conflicts(self, other: "CompanySummary") -> bool:
