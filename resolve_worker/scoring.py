@@ -262,10 +262,15 @@ class PersonSummary:
             # a manual merge may hold several names (a name change): a newcomer must fit one of them
             return bool(self.names and other.names) and \
                 all(person_names_conflict(x, y) for x in self.names for y in other.names)
-        if any(person_names_conflict(x, y) for x in self.names for y in other.names):
+        names, others = self.names, other.names
+        if len(names) == 1 and len(others) == 1:  # most merges: two single-name clusters
+            if person_names_conflict(names[0], others[0]):
+                return True
+        elif any(person_names_conflict(x, y) for x in names for y in others):
             return True
         # two different addresses at one employer, never seen together: two people
-        return any(d in other.work and not emails & other.work[d] for d, emails in self.work.items())
+        return bool(self.work and other.work) and \
+            any(d in other.work and not emails & other.work[d] for d, emails in self.work.items())
 
     def absorb(self, other: "PersonSummary") -> None:
         self.manual = self.manual or other.manual
