@@ -76,21 +76,30 @@ class CompanyContext:
 def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
     """Addresses that identify nobody: seen with names that cannot be one person (a team mailbox
     under a personal name), or a personal (webmail) address seen at two unrelated employers."""
-    names: dict[str, set] = defaultdict(set)
+    first_name: dict[str, object] = {}  # address -> the first name seen with it
+    names: dict[str, set] = {}  # address -> its names (up to 8), only once it has two
     employers: dict[str, set] = defaultdict(set)
     for name, emails, companies, work in parsed:
-        employer = companies | work
+        employer = None
         for email in emails:
-            if name is not None and len(names[email]) < 8:
-                names[email].add(name)
-            if employer and _email_facts(email)[1] is None and len(employers[email]) < 8:
-                employers[email].add(employer)
+            if name is not None:
+                first = first_name.setdefault(email, name)
+                if first != name:
+                    seen = names.get(email)
+                    if seen is None:
+                        names[email] = {first, name}
+                    elif len(seen) < 8:
+                        seen.add(name)
+            if _email_facts(email)[1] is None:  # a personal address
+                if employer is None:
+                    employer = companies | work
+                if employer and len(employers[email]) < 8:
+                    employers[email].add(employer)
     out = set()
     for email, seen in names.items():
-        if len(seen) > 1:
-            seen = list(seen)
-            if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
-                out.add(email)
+        seen = list(seen)
+        if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
+            out.add(email)
     for email, seen in employers.items():
         if len(seen) > 1:
             seen = list(seen)
@@ -125,6 +134,11 @@ def _identifying(raw: object) -> Optional[tuple[str, Optional[str]]]:
 def _identifying_emails(raws: Iterable) -> tuple[tuple[str, ...], frozenset[str]]:
     """A row's identifying addresses (normalised, no shared inbox) and the employer domains in them."""
     try:
+        if len(raws) == 1:  # most rows: one address
+            found = _identifying(raws[0])
+            if found is None:
+                return (), frozenset()
+            return (found[0],), frozenset((found[1],)) if found[1] else frozenset()
         found = [f for f in map(_identifying, raws) if f]
     except TypeError:  # junk (unhashable) values: not memoised
         found = [f for f in map(_identifying.__wrapped__, raws) if f]
