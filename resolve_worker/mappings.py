@@ -10,17 +10,17 @@ from __future__ import annotations
 import os
 from collections import Counter
 from operator import attrgetter, itemgetter
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 _METHOD_BY_EVIDENCE = (("linked=", "source_link"), ("email=", "email_exact"), ("domain=", "domain_exact"),
                        ("name=", "name_exact"), ("phone=", "phone_exact"))
 
 
 def method(why: list[str]) -> str:
-    kinds = {w.partition("=")[0] + "=" for w in why}  # "email=a@b.c" -> "email="
     for prefix, name in _METHOD_BY_EVIDENCE:
-        if prefix in kinds:
-            return name
+        for w in why:
+            if w.startswith(prefix):  # "email=a@b.c" is email evidence; "name_fuzzy=0.9" is not "name="
+                return name
     return "name_fuzzy"
 
 
@@ -40,18 +40,10 @@ _pinned_of, _existing_of = attrgetter("pinned"), attrgetter("existing_entity_id"
 _key = attrgetter("source", "source_type", "source_id")  # IdentityRow.key without a Python call
 
 
-class _Ids:
+def _ids(expected: int) -> Iterator[str]:
     """New entity ids handed out in order, read from the OS in batches."""
-
-    def __init__(self, expected: int):
-        self.batch = max(expected, 16)
-        self.pool: list[str] = []
-
-    def __call__(self) -> str:
-        if not self.pool:
-            self.pool = new_ids(self.batch)
-            self.pool.reverse()
-        return self.pool.pop()
+    while True:
+        yield from new_ids(max(expected, 16))
 
 
 def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity_type: str,
@@ -69,7 +61,7 @@ def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity
     # a first run has neither pinned rows nor existing entities: skip looking for them per entity
     any_pinned = any(map(_pinned_of, rows))
     any_existing = any(map(_existing_of, rows))
-    new_id = _Ids(len(groups) // 2)
+    new_id = _ids(len(groups) // 2).__next__
     out: list = []
     method_of: dict[int, str] = {}  # by evidence list: pairs of one kind share theirs
     for root, members in groups:
