@@ -90,7 +90,7 @@ def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
                         names[email] = {first, name}
                     elif len(seen) < 8:
                         seen.add(name)
-            if _email_facts(email)[1] is None:  # a personal address
+            if _employer_of(email) is None:  # a personal address
                 if employer is None:
                     employer = companies | work
                 if employer and len(employers[email]) < 8:
@@ -108,10 +108,9 @@ def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
     return out
 
 
-@functools.lru_cache(maxsize=262_144)
-def _email_facts(email: str) -> tuple[bool, Optional[str]]:
-    """(is a shared inbox, employer domain or None) of a normalised address."""
-    return nz.is_shared_inbox(email), _employer(nz.email_domain(email))
+def _employer_of(email: str) -> Optional[str]:
+    """The employer domain a normalised address names, None for webmail."""
+    return _employer(nz.email_domain(email))
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -124,11 +123,11 @@ def _employer(domain: str) -> Optional[str]:
 @functools.lru_cache(maxsize=262_144)
 def _identifying(raw: object) -> Optional[tuple[str, Optional[str]]]:
     """(normalised address, employer domain or None) of a raw address that identifies someone, else None."""
-    email = nz.normalise_email(raw)
-    if not email:
+    # each raw address is seen here once per run: the normaliser's own memo would only be filled
+    email = nz.normalise_email.__wrapped__(raw)
+    if not email or nz.is_shared_inbox(email):
         return None
-    shared, employer = _email_facts(email)
-    return None if shared else (email, employer)
+    return email, _employer_of(email)
 
 
 def _identifying_emails(raws: Iterable) -> tuple[tuple[str, ...], frozenset[str]]:
@@ -191,7 +190,7 @@ def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRe
         name, emails, companies, work = facts
         if ambiguous and not ambiguous.isdisjoint(emails):
             emails = [e for e in emails if e not in ambiguous]
-            work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+            work = frozenset(d for d in map(_employer_of, emails) if d)
         try:
             phone = phones_of.get(row.phone, False)
             if phone is False:
