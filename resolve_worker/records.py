@@ -18,9 +18,13 @@ def company_records(rows: list) -> list[scoring.CompanyRecord]:
     """One record per row; identical rows share one record object (their twins collapse)."""
     out, same = [], {}
     for i, row in enumerate(rows):
-        rec = scoring.CompanyRecord(i, nz.normalise_company_name(row.name), frozenset(nz.company_domains(row.domains)),
-                                    nz.normalise_phone(row.phone))
-        out.append(same.setdefault(rec.signature(), rec))
+        # ``CompanyRecord.signature()``'s values: a record is built only for a new one
+        said = (nz.normalise_company_name(row.name), frozenset(nz.company_domains(row.domains)),
+                nz.normalise_phone(row.phone))
+        rec = same.get(said)
+        if rec is None:
+            rec = same[said] = scoring.CompanyRecord(i, *said)
+        out.append(rec)
     return out
 
 
