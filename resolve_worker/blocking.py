@@ -39,12 +39,21 @@ def candidate_pairs(block_map: dict[Hashable, list[int]], names: Sequence[str],
     ``is_new`` / ``need``: keep only pairs with at least one flagged record (each mask on its own).
     """
     found: list[tuple[int, int]] = []
+    plain = is_new is None and need is None
     for members in block_map.values():
-        if len(members) < 2:
+        size = len(members)
+        if size < 2:
+            continue
+        if plain and size == 2:  # most blocks that pair anything: two records, one pair
+            a, b = members
+            found.append((a, b) if a < b else (b, a))
             continue
         if is_new is not None and not any(is_new[m] for m in members):
             continue
         if need is not None and not any(need[m] for m in members):
+            continue
+        if size <= MAX_BLOCK:
+            found.extend(_pairs_in(members, names, is_new))
             continue
         for window in _windows(members, names):
             found.extend(_pairs_in(window, names, is_new))

@@ -18,7 +18,7 @@ class Clusters:
         self.parent = list(range(n))
         self.summary = summaries  # per root: .conflicts(other) and .absorb(other)
         self.anchor: list[Optional[str]] = [None] * n
-        self.cannot: list[set[int]] = [set() for _ in range(n)]
+        self.cannot: dict[int, set[int]] = {}  # per root, only the few a manual split names
 
     def find(self, x: int) -> int:
         root = x
@@ -33,14 +33,15 @@ class Clusters:
 
     def add_cannot_link(self, group_a: Iterable[int], group_b: Iterable[int], tag: int) -> None:
         for x in group_a:
-            self.cannot[self.find(x)].add(tag)
+            self.cannot.setdefault(self.find(x), set()).add(tag)
         for x in group_b:
-            self.cannot[self.find(x)].add(-tag)
+            self.cannot.setdefault(self.find(x), set()).add(-tag)
 
     def blocked(self, ra: int, rb: int) -> Optional[str]:
         if self.anchor[ra] and self.anchor[rb] and self.anchor[ra] != self.anchor[rb]:
             return "different_anchor"
-        if self.cannot[ra] and self.cannot[rb] and any(-t in self.cannot[rb] for t in self.cannot[ra]):
+        if self.cannot and ra in self.cannot and rb in self.cannot and \
+                any(-t in self.cannot[rb] for t in self.cannot[ra]):
             return "manual_split"
         if self.summary[ra].conflicts(self.summary[rb]):
             return "conflict"
@@ -62,7 +63,8 @@ class Clusters:
         self.anchor[ra] = self.anchor[ra] or self.anchor[rb]
         if manual:
             self.summary[ra].manual = True
-        self.cannot[ra] |= self.cannot[rb]
+        if rb in self.cannot:
+            self.cannot.setdefault(ra, set()).update(self.cannot.pop(rb))
         self.summary[ra].absorb(self.summary[rb])
         self.summary[rb] = None
         return True

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from operator import itemgetter
-from typing import Callable, Optional
+from operator import attrgetter, itemgetter
+from typing import Callable, Iterator, Optional
 
 _METHOD_BY_EVIDENCE = (("linked=", "source_link"), ("email=", "email_exact"), ("domain=", "domain_exact"),
                        ("name=", "name_exact"), ("phone=", "phone_exact"))
 
 
 def method(why: list[str]) -> str:
-    kinds = {w.partition("=")[0] + "=" for w in why}  # "email=a@b.c" -> "email="
     for prefix, name in _METHOD_BY_EVIDENCE:
-        if prefix in kinds:
-            return name
+        for w in why:
+            if w.startswith(prefix):  # "email=a@b.c" is email evidence; "name_fuzzy=0.9" is not "name="
+                return name
     return "name_fuzzy"
 
 
@@ -35,21 +35,15 @@ def new_ids(n: int) -> list[str]:
             for h in (hexed[i:i + 32] for i in range(0, 32 * n, 32))]
 
 
-_first = itemgetter(0)
+_first, _second = itemgetter(0), itemgetter(1)
+_pinned_of, _existing_of = attrgetter("pinned"), attrgetter("existing_entity_id")
+_key = attrgetter("source", "source_type", "source_id")  # IdentityRow.key without a Python call
 
 
-class _Ids:
+def _ids(expected: int) -> Iterator[str]:
     """New entity ids handed out in order, read from the OS in batches."""
-
-    def __init__(self, expected: int):
-        self.batch = max(expected, 16)
-        self.pool: list[str] = []
-
-    def __call__(self) -> str:
-        if not self.pool:
-            self.pool = new_ids(self.batch)
-            self.pool.reverse()
-        return self.pool.pop()
+    while True:
+        yield from new_ids(max(expected, 16))
 
 
 def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity_type: str,
@@ -64,7 +58,10 @@ def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity
                     else (lambda kv: -sum(map(weight, kv[1]))))
     pinned_ids = {r.existing_entity_id for r in rows if r.pinned and r.existing_entity_id}
     taken: set[str] = set(pinned_ids)
-    new_id = _Ids(len(groups) // 2)
+    # a first run has neither pinned rows nor existing entities: skip looking for them per entity
+    any_pinned = any(map(_pinned_of, rows))
+    any_existing = any(map(_existing_of, rows))
+    new_id = _ids(len(groups) // 2).__next__
     out: list = []
     method_of: dict[int, str] = {}  # by evidence list: pairs of one kind share theirs
     for root, members in groups:
@@ -78,13 +75,13 @@ def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity
             out.append(make(keys[members[0]], entity_type, entity_id, 1.0, "singleton",
                             {"matched_on": [], "cluster_size": 1}))
             continue
-        live = [m for m in members if not rows[m].pinned]
+        live = [m for m in members if not rows[m].pinned] if any_pinned else members
         if not live:
             out.extend(_pinned(rows[m], entity_type, make, new_id) for m in members)
             continue
         size = sum(map(weight, live))
         entity_id = anchor[root]
-        if entity_id is None:
+        if entity_id is None and any_existing:
             existing = [eid for m in live for eid in [rows[m].existing_entity_id] * weight(m) if eid]
             if existing:
                 counts = Counter(existing)  # ties to the smallest id: never to whichever row came first
@@ -92,7 +89,9 @@ def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity
                                  None)
         entity_id = entity_id or new_id()
         taken.add(entity_id)
-        group, spread = [], False
+        # with twins, identities go back to input order within the entity (as before the collapse)
+        spread = twins is not None and any(map(twins.__getitem__, members))
+        group: list = []
         for m in members:
             row = rows[m]
             twin = twins[m] if twins else None
@@ -102,7 +101,7 @@ def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity
                 # an identical identity is the plainest evidence, as good as any other link it has
                 conf, (how, why) = twin[2]
                 mapping = make(keys[m], entity_type, entity_id, conf, how,
-                               {"matched_on": why, "linked_to": list(twin[0][0].key), "cluster_size": size})
+                               {"matched_on": why, "linked_to": list(_key(twin[0][0])), "cluster_size": size})
             elif m in best and len(live) > 1:
                 conf, other, (how, why) = best[m]
                 if not how:
@@ -116,18 +115,20 @@ def build(rows: list, keys: list, groups: dict, anchor: list, best: dict, entity
                                {"matched_on": [], "cluster_size": size})
             else:
                 mapping = make(keys[m], entity_type, entity_id, 1.0, "singleton", {"matched_on": [], "cluster_size": 1})
+            if not spread:
+                out.append(mapping)
+                continue
             group.append((order[m] if order else 0, mapping))
             if twin is None:
                 continue
-            spread = True
             conf, (how, why) = twin[2]
             linked_to = list(keys[m])
-            group.extend((at, make(t.key, entity_type, entity_id, conf, how,
+            group.extend((at, make(_key(t), entity_type, entity_id, conf, how,
                                    {"matched_on": why, "linked_to": linked_to, "cluster_size": size}))
                          for t, at in zip(twin[0], twin[1]))
-        if spread:  # identities in input order within an entity, as before the collapse
+        if spread:
             group.sort(key=_first)
-        out.extend(mp for _, mp in group)
+            out.extend(map(_second, group))
     return out
 
 

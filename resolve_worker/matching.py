@@ -53,7 +53,7 @@ class IdentityRow:
         return (self.source, self.source_type, self.source_id)
 
 
-@dataclass
+@dataclass(slots=True)
 class Mapping:
     key: Key
     entity_type: str
@@ -149,18 +149,18 @@ def _protected(rows: list[IdentityRow], constraints: Constraints) -> set[Key]:
     return out
 
 
-def _person_name_keys(rec: scoring.PersonRecord) -> tuple[list, list]:
-    """(fuzzy keys, name-only keys) a record's name and employers give (its phone's key aside)."""
-    fuzzy, by_name = [], []
+def _person_name_blocks(rec: scoring.PersonRecord, fuzzy: dict, by_name: dict) -> list[list]:
+    """The blocks (fuzzy, then name-only) a record's name and employers put it in (its phone's aside)."""
+    blocks = []
     last_key, firsts, initial_key = _name_keys(rec.name)
     for ctx in rec.companies | rec.work_domains:
-        fuzzy.append(("company_last", ctx, last_key))
+        blocks.append(fuzzy[("company_last", ctx, last_key)])
         for f in firsts:
             # with the last name's initial: a big employer's "Sarah"s would otherwise all meet
-            fuzzy.append(("company_first", ctx, f, initial_key))
+            blocks.append(fuzzy[("company_first", ctx, f, initial_key)])
     if rec.name.last:
-        by_name.extend(("name", last_key, f) for f in firsts)
-    return fuzzy, by_name
+        blocks.extend(by_name[("name", last_key, f)] for f in firsts)
+    return blocks
 
 
 @functools.lru_cache(maxsize=262_144)
@@ -207,12 +207,11 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
         name_at = (rec.name, rec.companies, rec.work_domains)
         blocks = blocks_of.get(name_at)
         if blocks is None:
-            fuzzy_keys, name_keys = _person_name_keys(rec)
-            blocks = blocks_of[name_at] = [fuzzy[k] for k in fuzzy_keys] + [by_name[k] for k in name_keys]
+            blocks = blocks_of[name_at] = _person_name_blocks(rec, fuzzy, by_name)
         for block in blocks:
             block.append(i)
     keys = list(map(_key, rows))
-    index = {k: i for i, k in enumerate(keys)}
+    index = dict(zip(keys, range(len(keys))))
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
              and not rows[index[r.linked_key]].pinned]
@@ -220,7 +219,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     return _cluster(rows, records, summaries, exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
                     incremental, constraints, "person", links=links, pair_log=pair_log,
-                    name_blocks=(by_name, no_employer), keys=keys,
+                    name_blocks=(by_name, no_employer), keys=keys, index=index,
                     twins=(twins.of_reps(all_rows, all_records, reps, rep_of, self_links), reps))
 
 
@@ -237,38 +236,30 @@ _method = mappings.method
 def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
              constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
              name_blocks: Optional[tuple] = None, keys: Optional[list[Key]] = None,
-             twins: tuple = (None, None)) -> list[Mapping]:
+             index: Optional[dict] = None, twins: tuple = (None, None)) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
     clusters = clustering.Clusters(n, summaries)
     keys = keys or list(map(_key, rows))
-    index = {k: i for i, k in enumerate(keys)}
+    index = index or dict(zip(keys, range(n)))
     _apply_constraints(clusters, rows, index, constraints)
     if incremental:
         by_entity: dict[str, int] = {}
         for i, r in enumerate(rows):
             if r.existing_entity_id and not r.pinned:
                 clusters.union(by_entity.setdefault(r.existing_entity_id, i), i, force=True)
-    scored: dict[tuple[int, int], tuple[float, list[str]]] = {}
-    # per kind of pair: (score and evidence, confidence, link payload)
-    by_signature: dict[tuple[int, int], tuple[tuple[float, list[str]], float, tuple]] = {}
-    # the records are interned by signature (``records``): one object per kind of record
-    signature = list(map(id, records))
+    # every pair comes smaller index first (blocks list their members in index order), each
+    # scored once, in the order the blocks first give it
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
-    pairs += list(blocking.candidate_pairs(fuzzy, names, is_new))
+    pairs += blocking.candidate_pairs(fuzzy, names, is_new)
     if name_blocks:
-        pairs += list(blocking.candidate_pairs(name_blocks[0], names, is_new, need=name_blocks[1]))
-    for a, b in pairs:
-        if (a, b) in scored or (b, a) in scored:
-            continue
-        # identical records (a rep on every call) compare the same way: score each kind of pair once
-        pair_kind = (signature[a], signature[b])
-        kind = by_signature.get(pair_kind)
-        if kind is None:
-            result = score_fn(records[a], records[b])
-            kind = by_signature[pair_kind] = (result, scoring.confidence(result[0]), (None, result[1]))
-        scored[(a, b)] = kind[0]
-        links.append((kind[1], a, b, kind[2]))
+        pairs += blocking.candidate_pairs(name_blocks[0], names, is_new, need=name_blocks[1])
+    scored: dict[tuple[int, int], tuple[float, list[str]]] = dict.fromkeys(pairs)
+    confidence = scoring.confidence
+    for pair in scored:
+        a, b = pair
+        result = scored[pair] = score_fn(records[a], records[b])
+        links.append((confidence(result[0]), a, b, (None, result[1])))
     if pair_log is not None:
         pair_log.extend((keys[a], keys[b], conf) for conf, a, b, _ in links)
         for m, twin in enumerate(twins[0] or ()):  # collapsed pairs, as a row-by-row run scored them

@@ -102,8 +102,17 @@ def ascii_fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text.translate(_FOLD)).encode("ascii", "ignore").decode().lower()
 
 
+# an address already in its normal form, the common case: lower-case ASCII, no tag, no space, no
+# stray dot, not a provider that ignores dots; normalising gives it back unchanged
+_PLAIN_EMAIL = re.compile(r"[a-z0-9_.'\-!#$%&*=?^`{|}~]+@([a-z0-9\-]+(?:\.[a-z0-9\-]+)+)")
+
+
 @_text_cache
 def normalise_email(raw: object) -> Optional[str]:
+    if isinstance(raw, str) and len(raw) <= MAX_LEN and raw.isascii():
+        plain = _PLAIN_EMAIL.fullmatch(raw)
+        if plain and plain.group(1) not in _DOTLESS:
+            return raw
     text = clip(raw)
     if not text or "@" not in text or " " in text.strip():
         return None
@@ -205,7 +214,8 @@ def normalise_phone(raw: object) -> Optional[str]:
     text = clip(raw)
     if not text:
         return None
-    text = _PHONE_EXTENSION.split(text)[0]
+    if "x" in text or "X" in text:  # every way of writing an extension has one; the regex scans the whole text
+        text = _PHONE_EXTENSION.split(text)[0]
     digits = _NON_DIGITS.sub("", text)
     return digits[-10:] if len(digits) >= 7 else None
 

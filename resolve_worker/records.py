@@ -18,9 +18,13 @@ def company_records(rows: list) -> list[scoring.CompanyRecord]:
     """One record per row; identical rows share one record object (their twins collapse)."""
     out, same = [], {}
     for i, row in enumerate(rows):
-        rec = scoring.CompanyRecord(i, nz.normalise_company_name(row.name), frozenset(nz.company_domains(row.domains)),
-                                    nz.normalise_phone(row.phone))
-        out.append(same.setdefault(rec.signature(), rec))
+        # ``CompanyRecord.signature()``'s values: a record is built only for a new one
+        said = (nz.normalise_company_name(row.name), frozenset(nz.company_domains(row.domains)),
+                nz.normalise_phone(row.phone))
+        rec = same.get(said)
+        if rec is None:
+            rec = same[said] = scoring.CompanyRecord(i, *said)
+        out.append(rec)
     return out
 
 
@@ -76,21 +80,30 @@ class CompanyContext:
 def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
     """Addresses that identify nobody: seen with names that cannot be one person (a team mailbox
     under a personal name), or a personal (webmail) address seen at two unrelated employers."""
-    names: dict[str, set] = defaultdict(set)
+    first_name: dict[str, object] = {}  # address -> the first name seen with it
+    names: dict[str, set] = {}  # address -> its names (up to 8), only once it has two
     employers: dict[str, set] = defaultdict(set)
     for name, emails, companies, work in parsed:
-        employer = companies | work
+        employer = None
         for email in emails:
-            if name is not None and len(names[email]) < 8:
-                names[email].add(name)
-            if employer and _email_facts(email)[1] is None and len(employers[email]) < 8:
-                employers[email].add(employer)
+            if name is not None:
+                first = first_name.setdefault(email, name)
+                if first != name:
+                    seen = names.get(email)
+                    if seen is None:
+                        names[email] = {first, name}
+                    elif len(seen) < 8:
+                        seen.add(name)
+            if _employer_of(email) is None:  # a personal address
+                if employer is None:
+                    employer = companies | work
+                if employer and len(employers[email]) < 8:
+                    employers[email].add(employer)
     out = set()
     for email, seen in names.items():
-        if len(seen) > 1:
-            seen = list(seen)
-            if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
-                out.add(email)
+        seen = list(seen)
+        if any(scoring.person_names_conflict(a, b) for i, a in enumerate(seen) for b in seen[i + 1:]):
+            out.add(email)
     for email, seen in employers.items():
         if len(seen) > 1:
             seen = list(seen)
@@ -99,30 +112,40 @@ def _ambiguous_emails(parsed: list[tuple]) -> set[str]:
     return out
 
 
-@functools.lru_cache(maxsize=262_144)
-def _email_facts(email: str) -> tuple[bool, Optional[str]]:
-    """(is a shared inbox, employer domain or None) of a normalised address."""
-    domain = nz.registrable(nz.email_domain(email))
-    return nz.is_shared_inbox(email), None if nz.is_webmail(domain) else domain
+def _employer_of(email: str) -> Optional[str]:
+    """The employer domain a normalised address names, None for webmail."""
+    return _employer(nz.email_domain(email))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _employer(domain: str) -> Optional[str]:
+    """The employer domain an address at this domain names, None for webmail: far fewer domains than addresses."""
+    domain = nz.registrable(domain)
+    return None if nz.is_webmail(domain) else domain
 
 
 @functools.lru_cache(maxsize=262_144)
 def _identifying(raw: object) -> Optional[tuple[str, Optional[str]]]:
     """(normalised address, employer domain or None) of a raw address that identifies someone, else None."""
-    email = nz.normalise_email(raw)
-    if not email:
+    # each raw address is seen here once per run: the normaliser's own memo would only be filled
+    email = nz.normalise_email.__wrapped__(raw)
+    if not email or nz.is_shared_inbox(email):
         return None
-    shared, employer = _email_facts(email)
-    return None if shared else (email, employer)
+    return email, _employer_of(email)
 
 
-def _identifying_emails(raws: list) -> tuple[list[str], frozenset[str]]:
+def _identifying_emails(raws: Iterable) -> tuple[tuple[str, ...], frozenset[str]]:
     """A row's identifying addresses (normalised, no shared inbox) and the employer domains in them."""
     try:
+        if len(raws) == 1:  # most rows: one address
+            found = _identifying(raws[0])
+            if found is None:
+                return (), frozenset()
+            return (found[0],), frozenset((found[1],)) if found[1] else frozenset()
         found = [f for f in map(_identifying, raws) if f]
     except TypeError:  # junk (unhashable) values: not memoised
         found = [f for f in map(_identifying.__wrapped__, raws) if f]
-    return [e for e, _ in found], frozenset(d for _, d in found if d)
+    return tuple(e for e, _ in found), frozenset(d for _, d in found if d)
 
 
 # what a person row says besides its addresses, read in one C call: rows are bucketed by these
@@ -145,25 +168,25 @@ def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRe
         if slot == len(firsts):
             firsts.append(i)
         slots.append(slot)
-    facts_of, emails_of = {}, {}
+    # the same addresses, names, employers, phones and titles recur across rows: each distinct
+    # value is normalised once, through plain dicts (cheaper than the normalisers' own memos)
+    emails_of, names_of, phones_of, titles_of = {}, {}, {}, {}
     parsed = []
     for i in firsts:
         row = rows[i]
-        try:  # the same person facts recur with other phones and titles; the same addresses elsewhere
+        try:
             raw_emails = tuple(row.emails)
-            emails, work = emails_of.get(raw_emails) or emails_of.setdefault(
-                raw_emails, _identifying_emails(row.emails))
-            raw = _FACTS(row) + raw_emails
-            facts = facts_of.get(raw)
-        except TypeError:
-            (emails, work), raw, facts = _identifying_emails(row.emails), None, None
-        if facts is None:
-            facts = (nz.parse_person_name(row.name), emails, context.of(row, work), work)
-            if raw is not None:
-                facts_of[raw] = facts
-        parsed.append(facts)
+            found = emails_of.get(raw_emails)
+            if found is None:
+                found = emails_of[raw_emails] = _identifying_emails(raw_emails)
+            name = names_of.get(row.name, False)
+            if name is False:
+                name = names_of[row.name] = nz.parse_person_name(row.name)
+        except TypeError:  # junk (unhashable) values: not memoised
+            found, name = _identifying_emails(row.emails), nz.parse_person_name(row.name)
+        parsed.append((name, found[0], context.of(row, found[1]), found[1]))
     # each distinct fact once: the check is about which values meet, not how often
-    ambiguous = _ambiguous_emails(list({id(f): f for f in parsed}.values()))
+    ambiguous = _ambiguous_emails(list(dict.fromkeys(parsed)))
     same_record: dict = {}
     by_slot = []
     for i, facts in zip(firsts, parsed):
@@ -171,11 +194,19 @@ def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRe
         name, emails, companies, work = facts
         if ambiguous and not ambiguous.isdisjoint(emails):
             emails = [e for e in emails if e not in ambiguous]
-            work = frozenset(d for d in (_email_facts(e)[1] for e in emails) if d)
+            work = frozenset(d for d in map(_employer_of, emails) if d)
+        try:
+            phone = phones_of.get(row.phone, False)
+            if phone is False:
+                phone = phones_of[row.phone] = nz.normalise_phone(row.phone)
+            title = titles_of.get(row.title, False)
+            if title is False:
+                title = titles_of[row.title] = nz.normalise_title(row.title)
+        except TypeError:
+            phone, title = nz.normalise_phone(row.phone), nz.normalise_title(row.title)
         # ``PersonRecord.signature()``'s values: one object per distinct record, whichever source
         # said it, built only when new (keys and ids are computed once per object)
-        said = (name, frozenset(emails), work, nz.normalise_phone(row.phone), nz.normalise_title(row.title),
-                companies, bool(row.is_internal))
+        said = (name, frozenset(emails), work, phone, title, companies, bool(row.is_internal))
         rec = same_record.get(said)
         if rec is None:
             rec = same_record[said] = scoring.PersonRecord(i, *said)

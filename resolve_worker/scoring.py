@@ -33,7 +33,7 @@ def confidence(score: float) -> float:
     return min(0.9999, round(1.0 / (1.0 + math.exp(-max(min(score, 30.0), -30.0))), 4))
 
 
-@dataclass
+@dataclass(slots=True)
 class PersonRecord:
     """What one person identity says, normalised once."""
 
@@ -51,7 +51,7 @@ class PersonRecord:
         return (self.name, self.emails, self.work_domains, self.phone, self.title, self.companies, self.internal)
 
 
-@dataclass
+@dataclass(slots=True)
 class CompanyRecord:
     index: int
     name: Optional[str]  # normalised, legal suffixes off
@@ -245,7 +245,10 @@ def score_companies(a: CompanyRecord, b: CompanyRecord) -> tuple[float, list[str
 class PersonSummary:
     """What a cluster of person identities says, for the no-chaining veto."""
 
+    __slots__ = ("names", "work", "manual")
+
     def __init__(self, rec: Optional[PersonRecord]):
+        self.manual = False  # a person joined these identities: its names are all this entity's
         self.names = [rec.name] if rec and rec.name else []
         self.work: dict[str, set[str]] = {}
         if rec and rec.work_domains and not rec.internal:
@@ -254,17 +257,20 @@ class PersonSummary:
                 if d in rec.work_domains:
                     self.work.setdefault(d, set()).add(e)
 
-    manual = False  # a person joined these identities: its names are all this entity's
-
     def conflicts(self, other: "PersonSummary") -> bool:
         if self.manual or other.manual:
             # a manual merge may hold several names (a name change): a newcomer must fit one of them
             return bool(self.names and other.names) and \
                 all(person_names_conflict(x, y) for x in self.names for y in other.names)
-        if any(person_names_conflict(x, y) for x in self.names for y in other.names):
+        names, others = self.names, other.names
+        if len(names) == 1 and len(others) == 1:  # most merges: two single-name clusters
+            if person_names_conflict(names[0], others[0]):
+                return True
+        elif any(person_names_conflict(x, y) for x in names for y in others):
             return True
         # two different addresses at one employer, never seen together: two people
-        return any(d in other.work and not emails & other.work[d] for d, emails in self.work.items())
+        return bool(self.work and other.work) and \
+            any(d in other.work and not emails & other.work[d] for d, emails in self.work.items())
 
     def absorb(self, other: "PersonSummary") -> None:
         self.manual = self.manual or other.manual
@@ -276,9 +282,10 @@ class PersonSummary:
 
 
 class CompanySummary:
-    manual = False
+    __slots__ = ("records", "manual")
 
     def __init__(self, rec: Optional[CompanyRecord]):
+        self.manual = False
         self.records = [rec] if rec else []
 
     def conflicts(self, other: "CompanySummary") -> bool:

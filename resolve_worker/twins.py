@@ -29,16 +29,21 @@ def collapse(rows: Sequence, records: Sequence, self_link: Callable[[object], Op
     rep_of: list[int] = []
     first: dict[tuple, int] = {}
     links: dict[int, Optional[tuple]] = {}
-    rows_of = Counter(map(id, records))
-    for i, (row, rec) in enumerate(zip(rows, records)):
-        rid = id(rec)
-        if rows_of[rid] == 1 or row.pinned or (protected and _key(row) in protected):
+    ids = list(map(id, records))
+    rows_of = Counter(ids)
+    for i, rid in enumerate(ids):
+        if rows_of[rid] == 1:  # most rows: a record of their own
+            reps.append(i)
+            rep_of.append(i)
+            continue
+        row = rows[i]
+        if row.pinned or (protected and _key(row) in protected):
             reps.append(i)
             rep_of.append(i)
             continue
         link = links.get(rid, False)
         if link is False:
-            link = links[rid] = self_link(rec)
+            link = links[rid] = self_link(records[i])
         if link is None:
             reps.append(i)
             rep_of.append(i)
