@@ -80,7 +80,10 @@ def resolve(rows: Iterable[IdentityRow], *, incremental: bool = False,
     join two of them when the evidence allows) or form new ones. ``pair_log``, when given, receives
     (key, key, confidence) of every scored pair (calibration).
     """
-    rows = list(rows)
+    # in key order: greedy merges with vetoes, star links and twin representatives follow row order,
+    # and Postgres returns rows in whatever order its heap holds them, so without this a run over
+    # the same identities could group a few of them differently (6-12 groups of 3,840 at 10k)
+    rows = sorted(rows, key=_key)
     constraints = constraints or Constraints()
     # a run allocates millions of small acyclic objects (keys, pairs, records): the cyclic
     # collector would rescan every live row again and again, a third of the run at 100k
