@@ -189,7 +189,10 @@ def _turn_units(kind: str, turns: list[dict], max_tokens: int) -> list[_Unit]:
         if timed and start is not None:
             prefix = _fmt_offset(start) + " "
         if speaker:
-            prefix += f"{speaker}: "
+            # a name is shown in at most a quarter of the budget: a junk name as long as the budget
+            # would push every piece of the turn past it (and the embedder would cut what follows)
+            shown = speaker if estimate_tokens(speaker) <= max_tokens // 4 else _split_words(speaker, max_tokens // 4)[0]
+            prefix += f"{shown}: "
         rendered = prefix + text
         unit = _unit(rendered, "\n", start, end, speaker)
         if unit.tokens <= max_tokens:
@@ -273,8 +276,8 @@ def chunk_interaction(
     then usually a summary of the same conversation. The title, when present, opens the first
     chunk and is never repeated as overlap.
     """
-    if max_tokens < 8:
-        raise ValueError("max_tokens must be at least 8")
+    if max_tokens < 24:  # room for a turn's time and speaker prefix and some of its text
+        raise ValueError("max_tokens must be at least 24")
     units: list[_Unit] = []
     title = _squash(title or "")
     if title:
