@@ -136,13 +136,13 @@ class AuditWriter:
 
     def _one_by_one(self, batch: list[dict]) -> int:
         written = 0
-        for entry in batch:
+        for position, entry in enumerate(batch):
             try:
                 with db.transaction(self.settings) as conn:
                     _insert(conn, [entry])
                 written += 1
-            except _OUTAGE:
-                self._queue.extendleft(reversed(batch[written:]))
+            except _OUTAGE:  # this row and the rest wait for the database; none written twice
+                self._queue.extendleft(reversed(batch[position:]))
                 break
             except Exception as exc:  # noqa: BLE001
                 log.error("audit row refused by the database, dropped: %r: %s", entry, exc)

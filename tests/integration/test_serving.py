@@ -316,6 +316,34 @@ def test_a_row_the_database_refuses_is_dropped_alone(domain, caplog):
     assert "audit row refused by the database, dropped" in caplog.text and "GET /b" in caplog.text
 
 
+def test_an_outage_while_rows_are_written_one_by_one_requeues_only_the_rest(domain, monkeypatch):
+    """A refused row, a written one, then the database goes away: only the rows not yet written
+    wait (the written one was once queued again, and so written twice)."""
+    import psycopg2
+
+    writer = audit.AuditWriter(domain)
+    writer._pid = __import__("os").getpid()
+    marker = uuid.uuid4().hex
+    rows = [audit.row(f"key:{marker}", "GET /refused", None, "200", at=BadTime()),
+            audit.row(f"key:{marker}", "GET /written", None, "200"),
+            audit.row(f"key:{marker}", "GET /waits", None, "200")]
+    real_insert = audit._insert
+
+    def insert(conn, batch):
+        if len(batch) == 1 and batch[0]["action"] == "GET /waits":
+            raise psycopg2.OperationalError("server closed the connection")
+        return real_insert(conn, batch)
+    monkeypatch.setattr(audit, "_insert", insert)
+    writer._queue.extend(rows)
+    assert writer.flush() == 1
+    assert [r["action"] for r in writer._queue] == ["GET /waits"]
+    monkeypatch.setattr(audit, "_insert", real_insert)
+    assert writer.flush() == 1
+    with db.transaction(domain) as conn:
+        assert list(conn.execute(sa.text("SELECT action FROM audit_log WHERE actor = :a ORDER BY id"),
+                                 {"a": f"key:{marker}"}).scalars()) == ["GET /written", "GET /waits"]
+
+
 class BadTime:
     def isoformat(self) -> str:
         return "not a time"
