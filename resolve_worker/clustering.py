@@ -10,13 +10,16 @@ costs O(distinct values), not O(members).
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Hashable, Iterable, Optional
+from typing import Callable, Hashable, Iterable, Optional
 
 
 class Clusters:
-    def __init__(self, n: int, summaries: list):
+    def __init__(self, n: int, summarise: Callable[[int], object]):
         self.parent = list(range(n))
-        self.summary = summaries  # per root: .conflicts(other) and .absorb(other)
+        # per root: .conflicts(other), .absorb(other) and .manual; made when a merge first asks,
+        # since most records never meet another (and absorbed ones are dropped)
+        self.summary: list = [None] * n
+        self._summarise = summarise
         self.anchor: list[Optional[str]] = [None] * n
         self.cannot: dict[int, set[int]] = {}  # per root, only the few a manual split names
 
@@ -43,7 +46,7 @@ class Clusters:
         if self.cannot and ra in self.cannot and rb in self.cannot and \
                 any(-t in self.cannot[rb] for t in self.cannot[ra]):
             return "manual_split"
-        if self.summary[ra].conflicts(self.summary[rb]):
+        if self._summary(ra).conflicts(self._summary(rb)):
             return "conflict"
         return None
 
@@ -61,13 +64,20 @@ class Clusters:
             ra, rb = rb, ra
         self.parent[rb] = ra
         self.anchor[ra] = self.anchor[ra] or self.anchor[rb]
+        mine = self._summary(ra)
         if manual:
-            self.summary[ra].manual = True
+            mine.manual = True
         if rb in self.cannot:
             self.cannot.setdefault(ra, set()).update(self.cannot.pop(rb))
-        self.summary[ra].absorb(self.summary[rb])
+        mine.absorb(self._summary(rb))
         self.summary[rb] = None
         return True
+
+    def _summary(self, root: int):  # noqa: ANN202
+        made = self.summary[root]
+        if made is None:
+            made = self.summary[root] = self._summarise(root)
+        return made
 
     def groups(self) -> dict[int, list[int]]:
         out: dict[int, list[int]] = {}

@@ -10,12 +10,12 @@ are constraints every run applies. Entity ids are reused so they stay stable acr
 from __future__ import annotations
 
 import functools
-import gc
 from collections import defaultdict
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Iterable, Optional
 
+from common import gcpause
 from resolve_worker import blocking, clustering, mappings, scoring, twins
 from resolve_worker.records import CompanyContext as _CompanyContext  # noqa: F401 - tests use it
 from resolve_worker.records import company_records as _company_records
@@ -85,15 +85,8 @@ def resolve(rows: Iterable[IdentityRow], *, incremental: bool = False,
     # the same identities could group a few of them differently (6-12 groups of 3,840 at 10k)
     rows = sorted(rows, key=_key)
     constraints = constraints or Constraints()
-    # a run allocates millions of small acyclic objects (keys, pairs, records): the cyclic
-    # collector would rescan every live row again and again, a third of the run at 100k
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with gcpause.paused():  # a third of the run at 100k without it
         return _resolve(rows, incremental, constraints, pair_log)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _resolve(rows: list[IdentityRow], incremental: bool, constraints: Constraints,
@@ -125,11 +118,15 @@ def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: 
             # with the name's digits: "Acme Logistics 2" and "... 3" are vetoed apart anyway
             fuzzy[("nm", nz.phonetic(tokens[0]), nz.phonetic(tokens[1])[:3] if len(tokens) > 1 else "",
                    scoring.digits(rec.name))].append(i)
-    summaries = [scoring.CompanySummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
-    return _cluster(rows, records, summaries, exact, fuzzy,
+    return _cluster(rows, records, _summarise(scoring.CompanySummary, rows, records), exact, fuzzy,
                     [rec.name or "" for rec in records], scoring.score_companies, incremental, constraints,
                     "company", links=[], pair_log=pair_log,
                     twins=(twins.of_reps(all_rows, all_records, reps, rep_of, self_links), reps))
+
+
+def _summarise(summary, rows: list[IdentityRow], records: list):  # noqa: ANN001, ANN202
+    """Row i's summary for the clustering's veto: a pinned row says nothing (it merges with nobody)."""
+    return lambda i: summary(None if rows[i].pinned else records[i])
 
 
 def _self_link(score_fn):  # noqa: ANN001, ANN202
@@ -218,8 +215,7 @@ def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremen
     links = [(0.999, i, index[r.linked_key], ("source_link", [f"linked={'/'.join(r.linked_key)}"]))
              for i, r in enumerate(rows) if r.linked_key in index and not r.pinned
              and not rows[index[r.linked_key]].pinned]
-    summaries = [scoring.PersonSummary(None if row.pinned else rec) for row, rec in zip(rows, records)]
-    return _cluster(rows, records, summaries, exact, fuzzy,
+    return _cluster(rows, records, _summarise(scoring.PersonSummary, rows, records), exact, fuzzy,
                     [rec.name.full if rec.name else "" for rec in records], scoring.score_persons,
                     incremental, constraints, "person", links=links, pair_log=pair_log,
                     name_blocks=(by_name, no_employer), keys=keys, index=index,
@@ -236,13 +232,13 @@ def _first_keys(first: str) -> set[str]:
 _method = mappings.method
 
 
-def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
+def _cluster(rows, records, summarise, exact, fuzzy, names, score_fn, incremental,  # noqa: ANN001
              constraints: Constraints, entity_type: str, links: list, pair_log: Optional[list],
              name_blocks: Optional[tuple] = None, keys: Optional[list[Key]] = None,
              index: Optional[dict] = None, twins: tuple = (None, None)) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
-    clusters = clustering.Clusters(n, summaries)
+    clusters = clustering.Clusters(n, summarise)
     keys = keys or list(map(_key, rows))
     index = index or dict(zip(keys, range(n)))
     _apply_constraints(clusters, rows, index, constraints)
