@@ -1,7 +1,7 @@
 """Set-based upserts: one ``INSERT … SELECT … ON CONFLICT`` statement per table per batch.
 
-A batch's rows travel as one JSON array (``json_to_recordset``), serialised by orjson: one round
-trip and one statement per table instead of one per row, and no temporary tables to create.
+A batch's rows travel as one JSON array (``common.bulk``): one round trip and one statement per
+table instead of one per row, and no temporary tables to create.
 
 Every ``DO UPDATE`` carries a ``WHERE (stored) IS DISTINCT FROM (new)``, so a re-delivered record
 that changes nothing writes nothing (no dead tuple, no index churn) and is not returned by
@@ -18,22 +18,8 @@ import orjson
 import sqlalchemy as sa
 
 from common import pii
+from common.bulk import distinct as _distinct, execute, payload, record_type as _record_type  # noqa: F401 - API
 from ingest_worker import model
-
-
-def payload(rows: list[dict]) -> str:
-    """JSON text of ``rows`` for ``json_to_recordset``; orjson, or the standard encoder for what
-    orjson refuses (integers past 64 bits)."""
-    try:
-        return orjson.dumps(rows, default=str).decode()
-    except TypeError:
-        return json.dumps(rows, default=str)
-
-
-def execute(conn: sa.engine.Connection, sql: str, rows: list[dict], **params: Any) -> list:
-    """Run ``sql`` with ``%(rows)s`` bound to the JSON of ``rows``; returns fetched rows if any."""
-    result = conn.exec_driver_sql(sql, {"rows": payload(rows), **params})
-    return result.all() if result.returns_rows else []
 
 
 # ---- cleaning (what is stored) ----
@@ -133,15 +119,6 @@ _IDENTITY_COLUMNS = (("entity_type", "text"), ("name", "text"), ("emails", "json
                      ("company_source_type", "text"), ("company_source_id", "text"),
                      ("is_internal", "boolean"), ("attributes", "jsonb"))
 _KEY = (("source", "text"), ("source_type", "text"), ("source_id", "text"))
-
-
-def _record_type(columns: Iterable[tuple[str, str]]) -> str:
-    return ", ".join(f"{name} {kind}" for name, kind in columns)
-
-
-def _distinct(table: str, new: dict[str, str]) -> str:
-    """``(t.a, t.b) IS DISTINCT FROM (<new a>, <new b>)``: true only when something changes."""
-    return (f"({', '.join(f'{table}.{c}' for c in new)}) IS DISTINCT FROM ({', '.join(new.values())})")
 
 
 def _identity_sql() -> str:

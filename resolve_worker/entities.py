@@ -8,19 +8,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterator
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
-from common import db, timeline_cache
-from common.models import Company, EntityMapping, Person
+from common import bulk, db, gcpause, timeline_cache
 from common.settings import Settings
 from resolve_worker import cache, heads, matching
 from resolve_worker import overrides as resolve_overrides
 
 log = logging.getLogger("payready.resolve")
-_EM = EntityMapping.__table__
 
 
 @dataclass
@@ -32,61 +31,101 @@ class ResolveStats:
     changed: int = 0
     timelines_invalidated: int = 0
     seconds: float = 0.0
+    phases: dict = field(default_factory=dict)  # wall seconds per step, in run order
+
+
+class _Stopwatch:
+    """Wall seconds per step of one run, for its log line and its stats."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.laps[step] = round(self.laps.get(step, 0.0) + now - self._last, 3)
+        self._last = now
 
 
 def resolve_all(settings: Settings, full: bool = False) -> ResolveStats:
     """Resolve identities into entities. Incremental by default: identities without a mapping are
     scored against the existing entities (which keep their members); ``full`` re-clusters all."""
+    # ~100k rows and mappings alive at once; freed when the run returns, before collection resumes
+    with gcpause.paused():
+        return _resolve_all(settings, full)
+
+
+def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
     started = time.perf_counter()
+    watch = _Stopwatch()
     with db.transaction(settings) as conn:
         conn.execute(sa.text("LOCK TABLE entity_mappings IN SHARE ROW EXCLUSIVE MODE"))  # one resolver at a time
         overrides = _load_overrides(conn)
         constraints, pins = resolve_overrides.constraints_and_pins(overrides)
         rows = _load(conn, pins)
+        watch.lap("load")
         before = {r.key: r.existing_entity_id for r in rows}
         mappings = matching.resolve(rows, incremental=not full, constraints=constraints)
+        watch.lap("match")
         changed = [m for m in mappings if before.get(m.key) != m.entity_id
                    or m.key in pins or (full and m.method != "manual")]
         by_key = {r.key: r for r in rows}
         _write_mappings(conn, changed, pinned={k for k in pins})
+        watch.lap("mappings")
         heads_changed = _write_entities(conn, mappings, by_key)
         heads_changed |= _delete_orphans(conn)
         heads_changed |= _mark_internal(conn)  # after the mappings: on a first run they did not exist before
+        watch.lap("entities")
         links, links_changed = _link_interactions(conn)
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
+        watch.lap("links")
         stats = ResolveStats(identities=len(rows), links=links, changed=len(changed),
                              persons=len({m.entity_id for m in mappings if m.entity_type == "person"}),
                              companies=len({m.entity_id for m in mappings if m.entity_type == "company"}))
+    watch.lap("commit")
     moved = [m.key for m in changed if before.get(m.key) is not None]
     if moved:
         cache.invalidate(settings, moved)
     stale = heads_changed | links_changed
     stats.timelines_invalidated = len(stale)
     timeline_cache.stale_after_commit(settings, stale, "resolve")  # after the commit: a refill sees the new links
+    watch.lap("caches")
     stats.seconds = round(time.perf_counter() - started, 3)
-    log.info("resolve identities=%d persons=%d companies=%d changed=%d links=%d ms=%.0f", stats.identities,
-             stats.persons, stats.companies, stats.changed, stats.links, stats.seconds * 1000)
+    stats.phases = watch.laps
+    log.info("resolve identities=%d persons=%d companies=%d changed=%d links=%d ms=%.0f (%s)", stats.identities,
+             stats.persons, stats.companies, stats.changed, stats.links, stats.seconds * 1000,
+             " ".join(f"{k}={v * 1000:.0f}" for k, v in watch.laps.items()))
     return stats
 
 
+# text, not jsonb or uuid: orjson parses the arrays several times faster than psycopg2's json
+# typecaster, and ids stay the text the mappings carry (no uuid.UUID per row)
+_LOAD_SQL = (
+    "SELECT si.source, si.source_type, si.source_id, si.entity_type, si.name, si.emails::text, si.domains::text, "
+    "si.company_source_type, si.company_source_id, em.entity_id::text, COALESCE(em.pinned, false), "
+    "si.phone, si.title, si.company_name, si.is_internal, (si.attributes -> 'linked_identity')::text, "
+    "NOT si.resolved "
+    "FROM source_identities si LEFT JOIN entity_mappings em USING (source, source_type, source_id) "
+    "WHERE si.entity_type IN ('person', 'company')")
+
+
 def _load(conn: sa.engine.Connection, pins: dict) -> list[matching.IdentityRow]:
-    result = conn.execute(sa.text(
-        "SELECT si.source, si.source_type, si.source_id, si.entity_type, si.name, si.emails, si.domains, "
-        "si.company_source_type, si.company_source_id, em.entity_id, COALESCE(em.pinned, false) AS pinned, "
-        "si.phone, si.title, si.company_name, si.is_internal, si.attributes -> 'linked_identity' AS linked, "
-        "NOT si.resolved AS changed "
-        "FROM source_identities si LEFT JOIN entity_mappings em USING (source, source_type, source_id) "
-        "WHERE si.entity_type IN ('person', 'company')"))
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.execute(_LOAD_SQL)
+        fetched = cur.fetchall()
     rows = []
-    for r in result:
-        key = (r.source, r.source_type, r.source_id)
-        linked = r.linked if isinstance(r.linked, dict) else None
-        rows.append(matching.IdentityRow(
-            r.source, r.source_type, r.source_id, r.entity_type, r.name, list(r.emails or []),
-            list(r.domains or []), r.company_source_type, r.company_source_id,
-            pins.get(key) or (str(r.entity_id) if r.entity_id else None), r.pinned or key in pins,
-            phone=r.phone, title=r.title, company_name=r.company_name, is_internal=r.is_internal, changed=r.changed,
-            linked_key=(linked.get("source"), linked.get("source_type"), linked.get("source_id")) if linked else None))
+    loads, row = orjson.loads, matching.IdentityRow
+    for (source, source_type, source_id, entity_type, name, emails, domains, company_source_type,
+         company_source_id, entity_id, pinned, phone, title, company_name, is_internal, linked,
+         changed) in fetched:
+        key = (source, source_type, source_id)
+        linked = loads(linked) if linked else None
+        rows.append(row(
+            source, source_type, source_id, entity_type, name, list(loads(emails) or ()) if emails else [],
+            list(loads(domains) or ()) if domains else [], company_source_type, company_source_id,
+            pins.get(key) or entity_id, pinned or key in pins, phone, title, company_name,
+            (linked.get("source"), linked.get("source_type"), linked.get("source_id"))
+            if isinstance(linked, dict) else None, is_internal, changed))
     return rows
 
 
@@ -128,18 +167,40 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
             company = heads.most_common_id(company_by_domain.get(e.split("@")[1]) for e in emails)
         person_rows.append({"id": eid, "display_name": heads.person_display_name(r.name for r in members),
                             "primary_email": heads.primary_email(emails), "company_id": company})
-    changed: set[str] = set()
-    for table, rows in ((Company.__table__, company_rows), (Person.__table__, person_rows)):
-        columns = [k for k in rows[0] if k != "id"] if rows else []
-        for start in range(0, len(rows), 5000):
-            stmt = insert(table)
-            # unchanged entities are not rewritten (nor reported)
-            differs = sa.tuple_(*(table.c[k] for k in columns)).is_distinct_from(
-                sa.tuple_(*(stmt.excluded[k] for k in columns)))
-            changed.update(str(i) for i in conn.execute(stmt.values(rows[start:start + 5000]).on_conflict_do_update(
-                index_elements=["id"], set_={k: stmt.excluded[k] for k in columns} | {"updated_at": sa.func.now()},
-                where=differs).returning(table.c.id)).scalars())
+    changed = {str(i) for batch in _batches(company_rows) for (i,) in bulk.execute(conn, _COMPANY_SQL, batch)}
+    changed |= {str(i) for batch in _batches(person_rows) for (i,) in bulk.execute(conn, _PERSON_SQL, batch)}
     return changed
+
+
+def _upsert_sql(table: str, columns: tuple[tuple[str, str], ...], key: tuple[str, ...], when: str = "",
+                returning: str = "") -> str:
+    """``INSERT … SELECT FROM json_to_recordset … ON CONFLICT (key) DO UPDATE`` of ``columns``, only
+    where a value differs (an unchanged row is neither rewritten nor returned) and ``when`` holds."""
+    names = [c for c, _ in columns]
+    values = [c for c in names if c not in key]
+    differs = bulk.distinct("t", {c: f"excluded.{c}" for c in values})
+    return (f"INSERT INTO {table} AS t ({', '.join(names)}) SELECT {', '.join('r.' + c for c in names)} "
+            f"FROM json_to_recordset(%(rows)s::json) AS r({bulk.record_type(columns)}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+            f"{', '.join(f'{c} = excluded.{c}' for c in values)}, updated_at = now() "
+            f"WHERE {differs}{' AND (' + when + ')' if when else ''}{' RETURNING ' + returning if returning else ''}")
+
+
+_COMPANY_SQL = _upsert_sql("companies", (("id", "uuid"), ("name", "text"), ("primary_domain", "text"),
+                                         ("domains", "jsonb")), ("id",), returning="t.id")
+_PERSON_SQL = _upsert_sql("persons", (("id", "uuid"), ("display_name", "text"), ("primary_email", "text"),
+                                      ("company_id", "uuid")), ("id",), returning="t.id")
+# a pinned mapping is only ever replaced by another pinned one (a person's decision)
+_MAPPING_SQL = _upsert_sql("entity_mappings", (
+    ("source", "text"), ("source_type", "text"), ("source_id", "text"), ("entity_type", "text"),
+    ("entity_id", "uuid"), ("confidence", "float8"), ("method", "text"), ("evidence", "jsonb"),
+    ("pinned", "boolean")), ("source", "source_type", "source_id"), when="NOT t.pinned OR excluded.pinned")
+_BATCH = 10_000  # rows per statement: a few MB of JSON
+
+
+def _batches(rows: list) -> Iterator[list]:
+    for start in range(0, len(rows), _BATCH):
+        yield rows[start:start + _BATCH]
 
 
 def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping], pinned: set) -> None:
@@ -147,14 +208,8 @@ def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping]
              "entity_id": m.entity_id, "confidence": m.confidence, "method": m.method, "evidence": m.evidence,
              "pinned": m.key in pinned}
             for m in mappings]
-    for start in range(0, len(rows), 5000):
-        stmt = insert(_EM)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["source", "source_type", "source_id"],
-            set_={k: stmt.excluded[k] for k in ("entity_type", "entity_id", "confidence", "method", "evidence",
-                                                "pinned")}
-            | {"updated_at": sa.func.now()},
-            where=sa.or_(sa.not_(_EM.c.pinned), stmt.excluded.pinned)), rows[start:start + 5000])
+    for batch in _batches(rows):
+        bulk.execute(conn, _MAPPING_SQL, batch)
 
 
 def _delete_orphans(conn: sa.engine.Connection) -> set[str]:

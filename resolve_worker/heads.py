@@ -17,8 +17,14 @@ from resolve_worker import normalise as nz
 def _best(values: Iterable[str], kind: Callable[[str], tuple] = lambda v: ()) -> Optional[str]:
     """The value to show: best ``kind`` first (smaller is better), then the most common, then the
     smallest value, so ties never fall to whichever came first."""
-    counts = Counter(v for v in values if v)
-    return min(counts, key=lambda v: (kind(v), -counts[v], v)) if counts else None
+    present = [v for v in values if v]
+    if not present:
+        return None
+    first = present[0]
+    if all(v == first for v in present):  # most entities: one member, or members that agree
+        return first
+    counts = Counter(present)
+    return min(counts, key=lambda v: (kind(v), -counts[v], v))
 
 
 def _person_name_kind(name: str) -> tuple:
