@@ -28,7 +28,7 @@ class ResolveStats:
     persons: int = 0
     companies: int = 0
     links: int = 0
-    changed: int = 0
+    changed: int = 0  # mappings inserted or rewritten (unchanged ones are not, even in a full run)
     timelines_invalidated: int = 0
     seconds: float = 0.0
     phases: dict = field(default_factory=dict)  # wall seconds per step, in run order
@@ -70,7 +70,7 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         changed = [m for m in mappings if before.get(m.key) != m.entity_id
                    or m.key in pins or (full and m.method != "manual")]
         by_key = {r.key: r for r in rows}
-        _write_mappings(conn, changed, pinned={k for k in pins})
+        written = _write_mappings(conn, changed, pinned={k for k in pins})
         watch.lap("mappings")
         heads_changed = _write_entities(conn, mappings, by_key)
         heads_changed |= _delete_orphans(conn)
@@ -79,7 +79,7 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         links, links_changed = _link_interactions(conn)
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
         watch.lap("links")
-        stats = ResolveStats(identities=len(rows), links=links, changed=len(changed),
+        stats = ResolveStats(identities=len(rows), links=links, changed=written,
                              persons=len({m.entity_id for m in mappings if m.entity_type == "person"}),
                              companies=len({m.entity_id for m in mappings if m.entity_type == "company"}))
     watch.lap("commit")
@@ -194,7 +194,8 @@ _PERSON_SQL = _upsert_sql("persons", (("id", "uuid"), ("display_name", "text"), 
 _MAPPING_SQL = _upsert_sql("entity_mappings", (
     ("source", "text"), ("source_type", "text"), ("source_id", "text"), ("entity_type", "text"),
     ("entity_id", "uuid"), ("confidence", "float8"), ("method", "text"), ("evidence", "jsonb"),
-    ("pinned", "boolean")), ("source", "source_type", "source_id"), when="NOT t.pinned OR excluded.pinned")
+    ("pinned", "boolean")), ("source", "source_type", "source_id"), when="NOT t.pinned OR excluded.pinned",
+    returning="1")
 _BATCH = 10_000  # rows per statement: a few MB of JSON
 
 
@@ -203,13 +204,13 @@ def _batches(rows: list) -> Iterator[list]:
         yield rows[start:start + _BATCH]
 
 
-def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping], pinned: set) -> None:
+def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping], pinned: set) -> int:
+    """Upsert ``mappings``; how many rows were inserted or changed (a full run sends every mapping)."""
     rows = [{"source": m.key[0], "source_type": m.key[1], "source_id": m.key[2], "entity_type": m.entity_type,
              "entity_id": m.entity_id, "confidence": m.confidence, "method": m.method, "evidence": m.evidence,
              "pinned": m.key in pinned}
             for m in mappings]
-    for batch in _batches(rows):
-        bulk.execute(conn, _MAPPING_SQL, batch)
+    return sum(len(bulk.execute(conn, _MAPPING_SQL, batch)) for batch in _batches(rows))
 
 
 def _delete_orphans(conn: sa.engine.Connection) -> set[str]:
