@@ -304,6 +304,14 @@ class EntityOverride(Base):
     )
 
 
+class InteractionToLink(Base):
+    """An interaction written since the last resolve run: its entity links are re-derived (queue)."""
+
+    __tablename__ = "interactions_to_link"
+    interaction_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True)
+
+
 class InteractionEntity(Base):
     """Resolved persons/companies of an interaction; ``occurred_at`` copied for the timeline index."""
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from common import bulk, db, gcpause, timeline_cache
 from common.settings import Settings
 from resolve_worker import cache, heads, matching
+from resolve_worker import links as resolve_links
 from resolve_worker import overrides as resolve_overrides
 
 log = logging.getLogger("payready.resolve")
@@ -76,7 +77,8 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         heads_changed |= _delete_orphans(conn)
         heads_changed |= _mark_internal(conn)  # after the mappings: on a first run they did not exist before
         watch.lap("entities")
-        links, links_changed = _link_interactions(conn)
+        remapped = [m.key for m in mappings if before.get(m.key) != m.entity_id]
+        links, links_changed = resolve_links.link(conn, full, remapped, heads_changed)
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
         watch.lap("links")
         stats = ResolveStats(identities=len(rows), links=links, changed=written,
@@ -230,48 +232,3 @@ def _mark_internal(conn: sa.engine.Connection) -> set[str]:
         "FROM persons p) "
         "UPDATE persons p SET is_internal = m.internal FROM marked m "
         "WHERE m.id = p.id AND p.is_internal IS DISTINCT FROM m.internal RETURNING p.id::text")).scalars())
-
-
-_NEW_LINKS_SQL = """
-    CREATE TEMP TABLE new_links ON COMMIT DROP AS
-    SELECT em.entity_id, i.id AS interaction_id, 'person'::varchar(16) AS entity_type, i.occurred_at
-      FROM participants p JOIN interactions i ON i.id = p.interaction_id
-      JOIN entity_mappings em ON em.source = i.source AND em.source_type = p.source_type
-                             AND em.source_id = p.source_id
-    UNION
-    SELECT em.entity_id, i.id, 'person', i.occurred_at
-      FROM interaction_turns t JOIN interactions i ON i.id = t.interaction_id
-      JOIN entity_mappings em ON em.source = i.source AND em.source_type = t.speaker_source_type
-                             AND em.source_id = t.speaker_source_id"""
-_NEW_COMPANY_LINKS_SQL = """
-    INSERT INTO new_links (entity_id, interaction_id, entity_type, occurred_at)
-    SELECT per.company_id, nl.interaction_id, 'company', nl.occurred_at
-      FROM new_links nl JOIN persons per ON per.id = nl.entity_id
-     WHERE per.company_id IS NOT NULL AND NOT per.is_internal
-    UNION
-    SELECT em.entity_id, i.id, 'company', i.occurred_at
-      FROM interaction_companies ic JOIN interactions i ON i.id = ic.interaction_id
-      JOIN entity_mappings em ON em.source = i.source AND em.source_type = ic.source_type
-                             AND em.source_id = ic.source_id"""
-_SAME_LINK = ("n.entity_id = ie.entity_id AND n.interaction_id = ie.interaction_id AND n.entity_type = ie.entity_type "
-              "AND n.occurred_at IS NOT DISTINCT FROM ie.occurred_at")
-
-
-def _link_interactions(conn: sa.engine.Connection) -> tuple[int, set[str]]:
-    """Bring interaction_entities to the links the mappings imply (participants' persons, their
-    companies, associated companies), touching only rows that differ; (links, entities whose links
-    changed). Rewriting every link each run would also make every cached timeline stale."""
-    conn.execute(sa.text(_NEW_LINKS_SQL))
-    conn.execute(sa.text(_NEW_COMPANY_LINKS_SQL))
-    conn.execute(sa.text("ANALYZE new_links"))  # temp tables get no autovacuum statistics
-    gone = conn.execute(sa.text(
-        "WITH gone AS (DELETE FROM interaction_entities ie WHERE NOT EXISTS "
-        f"(SELECT 1 FROM new_links n WHERE {_SAME_LINK}) RETURNING ie.entity_id) "
-        "SELECT DISTINCT entity_id::text FROM gone")).scalars().all()
-    came = conn.execute(sa.text(
-        "WITH came AS (INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at) "
-        "SELECT n.entity_id, n.interaction_id, n.entity_type, n.occurred_at FROM new_links n WHERE NOT EXISTS "
-        f"(SELECT 1 FROM interaction_entities ie WHERE {_SAME_LINK}) ON CONFLICT DO NOTHING RETURNING entity_id) "
-        "SELECT DISTINCT entity_id::text FROM came")).scalars().all()
-    links = conn.execute(sa.text("SELECT count(*) FROM interaction_entities")).scalar()
-    return links, set(gone) | set(came)

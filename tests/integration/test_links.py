@@ -1,0 +1,146 @@
+"""Routine resolve runs re-derive only the interactions whose links may have changed (queued by
+triggers, named by a remapped identity, or linked to an entity whose head changed); after every
+kind of change the links must be exactly what re-deriving every interaction gives."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from common import db
+from ingest_worker import pipeline
+from ingest_worker.generate import generate
+from resolve_worker import entities, links, manual
+
+pytestmark = pytest.mark.integration
+
+SOURCES = ("gong", "slack", "hubspot", "salesforce")
+
+
+@pytest.fixture(scope="module")
+def world(stack_urls, tmp_path_factory):
+    from common.cli import migrate
+    from tests.conftest import activate, drop_domain, make_settings
+
+    landing = tmp_path_factory.mktemp("landing")
+    generate(landing, scale=2, seed=5)
+    settings = make_settings(stack_urls, "t_links", landing_dir=landing)
+    activate(settings)
+    migrate(settings)
+    for source in SOURCES[:2]:
+        pipeline.process_source(settings, source, None)
+    yield settings
+    drop_domain(settings)
+
+
+def _links(conn: sa.engine.Connection) -> set:
+    return set(conn.execute(sa.text(
+        "SELECT entity_id::text, interaction_id, entity_type, occurred_at FROM interaction_entities")).all())
+
+
+def _queued(settings) -> int:
+    with db.transaction(settings) as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM interactions_to_link")).scalar()
+
+
+def _derived_from_scratch(settings) -> set:
+    """What re-deriving every interaction gives (the full run's path), rolled back."""
+    engine = db.engine_for(settings)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            links.link(conn, True, [], [])
+            return _links(conn)
+        finally:
+            transaction.rollback()
+
+
+def _routine_run_matches_full_derivation(settings) -> set:
+    stats = entities.resolve_all(settings)
+    assert _queued(settings) == 0, "a run takes the whole queue"
+    with db.transaction(settings) as conn:
+        routine = _links(conn)
+    assert routine == _derived_from_scratch(settings)
+    assert stats.links == len(routine)
+    return routine
+
+
+def _one(settings, sql: str, **params) -> object:
+    with db.transaction(settings) as conn:
+        return conn.execute(sa.text(sql), params).first()
+
+
+def test_routine_runs_keep_the_links_a_full_derivation_gives(world):
+    settings = world
+    first = _routine_run_matches_full_derivation(settings)
+    assert len(first) > 100
+
+    # the other two sources arrive: new identities, new interactions, new company associations
+    for source in SOURCES[2:]:
+        pipeline.process_source(settings, source, None)
+    assert _queued(settings) > 0, "the writer's rows were queued by the triggers"
+    _routine_run_matches_full_derivation(settings)
+
+    # a participant now names another identity; an interaction moves in time; a company is
+    # associated with a stored interaction; a turn's speaker is dropped
+    iid, key = _one(settings, "SELECT p.interaction_id, p.participant_key FROM participants p "
+                              "WHERE p.source_id IS NOT NULL ORDER BY 1, 2 LIMIT 1")
+    other = _one(settings, "SELECT source_type, source_id FROM participants WHERE source_id IS NOT NULL "
+                           "AND interaction_id <> :i ORDER BY interaction_id DESC LIMIT 1", i=iid)
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text("UPDATE participants SET source_type = :t, source_id = :s "
+                             "WHERE interaction_id = :i AND participant_key = :k"),
+                     {"t": other[0], "s": other[1], "i": iid, "k": key})
+        conn.execute(sa.text("UPDATE interactions SET occurred_at = occurred_at - interval '3 days' "
+                             "WHERE id = (SELECT max(interaction_id) FROM interaction_entities)"))
+        company = conn.execute(sa.text("SELECT source_type, source_id FROM entity_mappings "
+                                       "WHERE entity_type = 'company' AND source = 'hubspot' LIMIT 1")).first()
+        conn.execute(sa.text(
+            "INSERT INTO interaction_companies (interaction_id, source_type, source_id) "
+            "SELECT id, :t, :s FROM interactions WHERE source = 'hubspot' ORDER BY id LIMIT 1 ON CONFLICT DO NOTHING"),
+            {"t": company[0], "s": company[1]})
+        conn.execute(sa.text("UPDATE interaction_turns SET speaker_source_id = NULL WHERE (interaction_id, turn_key) = "
+                             "(SELECT interaction_id, turn_key FROM interaction_turns "
+                             "WHERE speaker_source_id IS NOT NULL ORDER BY 1, 2 LIMIT 1)"))
+        conn.execute(sa.text("DELETE FROM participants WHERE (interaction_id, participant_key) = "
+                             "(SELECT interaction_id, participant_key FROM participants ORDER BY 1 DESC, 2 LIMIT 1)"))
+    _routine_run_matches_full_derivation(settings)
+
+    # a merge and a split move identities between entities (no interaction row is written)
+    a, b = [r[0] for r in _all(settings, "SELECT entity_id::text FROM interaction_entities "
+                                          "WHERE entity_type = 'person' GROUP BY 1 ORDER BY count(*) DESC LIMIT 2")]
+    manual.merge(settings, a, b)
+    assert _queued(settings) == 0
+    _routine_run_matches_full_derivation(settings)
+    members = [tuple(r) for r in _all(settings, "SELECT source, source_type, source_id FROM entity_mappings "
+                                                 "WHERE entity_id = CAST(:e AS uuid) ORDER BY 1, 2, 3", e=a)]
+    manual.split(settings, a, members[:1])
+    _routine_run_matches_full_derivation(settings)
+
+    # a person's company changes (their identity's employer moves): their interactions' company links follow
+    person = _one(settings, "SELECT p.id::text FROM persons p JOIN interaction_entities ie ON ie.entity_id = p.id "
+                            "WHERE p.company_id IS NOT NULL AND NOT p.is_internal LIMIT 1")[0]
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text(
+            "UPDATE source_identities si SET company_source_type = NULL, company_source_id = NULL, emails = '[]', "
+            "company_name = NULL, resolved = false FROM entity_mappings em WHERE em.entity_id = CAST(:p AS uuid) "
+            "AND (si.source, si.source_type, si.source_id) = (em.source, em.source_type, em.source_id)"), {"p": person})
+    _routine_run_matches_full_derivation(settings)
+    assert _one(settings, "SELECT company_id FROM persons WHERE id = CAST(:p AS uuid)", p=person)[0] is None
+
+
+def _all(settings, sql: str, **params) -> list:
+    with db.transaction(settings) as conn:
+        return conn.execute(sa.text(sql), params).all()
+
+
+def test_a_full_run_takes_the_queue_and_rederives_everything(world):
+    settings = world
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text("DELETE FROM interaction_entities WHERE interaction_id IN "
+                             "(SELECT interaction_id FROM interaction_entities ORDER BY 1 LIMIT 5)"))
+        conn.execute(sa.text("INSERT INTO interactions_to_link SELECT id FROM interactions ORDER BY id LIMIT 3 "
+                             "ON CONFLICT DO NOTHING"))
+    entities.resolve_all(settings, full=True)  # repairs links no queue named
+    assert _queued(settings) == 0
+    with db.transaction(settings) as conn:
+        assert _links(conn) == _derived_from_scratch(settings)
