@@ -193,9 +193,11 @@ def write_outcome(conn: sa.engine.Connection, outcome: model.Outcome, run_id: Op
         first_turns: dict[int, dict] = {}  # stored interactions whose turns all came now
         if interactions:
             upserts.upsert_interactions(conn, interactions, done, {k: h for k, (_, h) in prepared.items()})
+            written: set[int] = set()
             done.changed |= upserts.upsert_children(conn, interactions, turns_of, participants_of,
                                                     stored | done.ids, frozenset(done.inserted.values()),
-                                                    first_turns)
+                                                    first_turns, written)
+            upserts.queue_for_linking(conn, written | set(done.ids.values()))
             stats.interactions = len(interactions)
         for dead in outcome.dead:
             position = positions.get(id(dead.record))

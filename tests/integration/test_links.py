@@ -1,13 +1,13 @@
-"""Routine resolve runs re-derive only the interactions whose links may have changed (queued by
-triggers, named by a remapped identity, or linked to an entity whose head changed); after every
-kind of change the links must be exactly what re-deriving every interaction gives."""
+"""Routine resolve runs re-derive only the interactions whose links may have changed (queued by the
+writer, named by a remapped identity, or linked to an entity whose head changed); after every kind
+of change the links must be exactly what re-deriving every interaction gives."""
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
 from common import db
-from ingest_worker import pipeline
+from ingest_worker import pipeline, upserts
 from ingest_worker.generate import generate
 from resolve_worker import entities, links, manual
 
@@ -77,32 +77,38 @@ def test_routine_runs_keep_the_links_a_full_derivation_gives(world):
     # the other two sources arrive: new identities, new interactions, new company associations
     for source in SOURCES[2:]:
         pipeline.process_source(settings, source, None)
-    assert _queued(settings) > 0, "the writer's rows were queued by the triggers"
+    assert _queued(settings) > 0
     _routine_run_matches_full_derivation(settings)
 
     # a participant now names another identity; an interaction moves in time; a company is
-    # associated with a stored interaction; a turn's speaker is dropped
+    # associated with a stored interaction; a turn's speaker is dropped; a participant is deleted
+    # (each interaction queued, as the ingest writer queues what it writes)
     iid, key = _one(settings, "SELECT p.interaction_id, p.participant_key FROM participants p "
                               "WHERE p.source_id IS NOT NULL ORDER BY 1, 2 LIMIT 1")
     other = _one(settings, "SELECT source_type, source_id FROM participants WHERE source_id IS NOT NULL "
                            "AND interaction_id <> :i ORDER BY interaction_id DESC LIMIT 1", i=iid)
     with db.transaction(settings) as conn:
+        touched = [iid]
         conn.execute(sa.text("UPDATE participants SET source_type = :t, source_id = :s "
                              "WHERE interaction_id = :i AND participant_key = :k"),
                      {"t": other[0], "s": other[1], "i": iid, "k": key})
-        conn.execute(sa.text("UPDATE interactions SET occurred_at = occurred_at - interval '3 days' "
-                             "WHERE id = (SELECT max(interaction_id) FROM interaction_entities)"))
+        touched.extend(conn.execute(sa.text(
+            "UPDATE interactions SET occurred_at = occurred_at - interval '3 days' "
+            "WHERE id = (SELECT max(interaction_id) FROM interaction_entities) RETURNING id")).scalars())
         company = conn.execute(sa.text("SELECT source_type, source_id FROM entity_mappings "
                                        "WHERE entity_type = 'company' AND source = 'hubspot' LIMIT 1")).first()
-        conn.execute(sa.text(
+        touched.extend(conn.execute(sa.text(
             "INSERT INTO interaction_companies (interaction_id, source_type, source_id) "
-            "SELECT id, :t, :s FROM interactions WHERE source = 'hubspot' ORDER BY id LIMIT 1 ON CONFLICT DO NOTHING"),
-            {"t": company[0], "s": company[1]})
-        conn.execute(sa.text("UPDATE interaction_turns SET speaker_source_id = NULL WHERE (interaction_id, turn_key) = "
-                             "(SELECT interaction_id, turn_key FROM interaction_turns "
-                             "WHERE speaker_source_id IS NOT NULL ORDER BY 1, 2 LIMIT 1)"))
-        conn.execute(sa.text("DELETE FROM participants WHERE (interaction_id, participant_key) = "
-                             "(SELECT interaction_id, participant_key FROM participants ORDER BY 1 DESC, 2 LIMIT 1)"))
+            "SELECT id, :t, :s FROM interactions WHERE source = 'hubspot' ORDER BY id LIMIT 1 ON CONFLICT DO NOTHING "
+            "RETURNING interaction_id"), {"t": company[0], "s": company[1]}).scalars())
+        touched.extend(conn.execute(sa.text(
+            "UPDATE interaction_turns SET speaker_source_id = NULL WHERE (interaction_id, turn_key) = "
+            "(SELECT interaction_id, turn_key FROM interaction_turns WHERE speaker_source_id IS NOT NULL "
+            "ORDER BY 1, 2 LIMIT 1) RETURNING interaction_id")).scalars())
+        touched.extend(conn.execute(sa.text(
+            "DELETE FROM participants WHERE (interaction_id, participant_key) = (SELECT interaction_id, "
+            "participant_key FROM participants ORDER BY 1 DESC, 2 LIMIT 1) RETURNING interaction_id")).scalars())
+        upserts.queue_for_linking(conn, touched)
     _routine_run_matches_full_derivation(settings)
 
     # a merge and a split move identities between entities (no interaction row is written)
@@ -131,6 +137,19 @@ def test_routine_runs_keep_the_links_a_full_derivation_gives(world):
 def _all(settings, sql: str, **params) -> list:
     with db.transaction(settings) as conn:
         return conn.execute(sa.text(sql), params).all()
+
+
+def test_the_writer_queues_every_interaction_it_writes_even_unchanged(world):
+    settings = world
+    entities.resolve_all(settings)
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text("UPDATE sync_state SET cursor_offset = 0 WHERE source = 'gong'"))  # re-deliver
+    pipeline.process_source(settings, "gong", None)
+    assert _one(settings, "SELECT count(*) FROM interactions i WHERE i.source = 'gong' AND NOT EXISTS "
+                          "(SELECT 1 FROM interactions_to_link q WHERE q.interaction_id = i.id) AND EXISTS "
+                          "(SELECT 1 FROM participants p WHERE p.interaction_id = i.id)")[0] == 0
+    assert _queued(settings) > 10
+    _routine_run_matches_full_derivation(settings)
 
 
 def test_a_full_run_takes_the_queue_and_rederives_everything(world):

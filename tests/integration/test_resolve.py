@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from api import services
 from common import db, metrics
+from ingest_worker import upserts
 from resolve_worker import accuracy, cache, entities, manual
 
 
@@ -119,6 +120,7 @@ def test_interactions_link_to_resolved_persons_and_their_company(world):
             "VALUES ('gong', 'calls', 'call1', 'call', now()) RETURNING id")).scalar()
         conn.execute(sa.text("INSERT INTO participants (interaction_id, participant_key, role, source_type, source_id) "
                              "VALUES (:i, 'p1', 'customer', 'parties', 'p1')"), {"i": iid})
+        upserts.queue_for_linking(conn, [iid])  # as every writer of interactions does
     entities.resolve_all(settings)
     with db.transaction(settings) as conn:
         linked = {(r.entity_type, r.entity_id) for r in conn.execute(sa.text(

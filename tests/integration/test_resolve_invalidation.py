@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from common import db, settings as settings_mod
 from common.timeline_cache import TimelineTiers
-from ingest_worker import pipeline
+from ingest_worker import pipeline, upserts
 from resolve_worker import entities
 from tests.integration.test_deletions import _line, _note, _sync
 from tests.integration.test_resolve import add_identity, entity
@@ -28,6 +28,7 @@ def interaction(settings, source_id: str, *participants: str, at: dt.datetime = 
         for party in participants:
             conn.execute(sa.text("INSERT INTO participants (interaction_id, participant_key, role, source_type, "
                                  "source_id) VALUES (:i, :p, 'customer', 'parties', :p)"), {"i": iid, "p": party})
+        upserts.queue_for_linking(conn, [iid])  # as every writer of interactions does
     return iid
 
 
@@ -80,11 +81,13 @@ def test_a_retimed_or_removed_link_reaches_the_timeline(domain, people, tiers):
     with db.transaction(domain) as conn:
         conn.execute(sa.text("UPDATE interactions SET occurred_at = :at WHERE id = :i"),
                      {"at": AT - dt.timedelta(days=1), "i": iid})
+        upserts.queue_for_linking(conn, [iid])
     stats = entities.resolve_all(domain)
     assert stats.timelines_invalidated == 2  # ann and northwind: the link rows carry the time
     assert titles(tiers, people["ann"]) == (["first call", "second call"], "warm")
     with db.transaction(domain) as conn:
         conn.execute(sa.text("DELETE FROM participants WHERE interaction_id = :i"), {"i": iid})
+        upserts.queue_for_linking(conn, [iid])
     entities.resolve_all(domain)
     assert titles(tiers, people["ann"]) == (["first call"], "warm")
     assert titles(tiers, people["northwind"]) == (["first call"], "warm")
