@@ -222,7 +222,9 @@ def topics(turns: Sequence[Turn]) -> dict:
 
 
 def call_minutes(turns: Sequence[Turn], duration_s: Optional[float]) -> float:
-    if duration_s and duration_s > 0:
+    # under a millisecond is no duration (the turns' span is counted in whole ms): a per-hour rate
+    # over a subnormal duration overflowed to infinity, which JSON cannot carry
+    if duration_s and duration_s >= 0.001:
         return duration_s / 60
     if not turns:
         return 0.0

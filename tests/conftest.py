@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -25,6 +26,12 @@ from common import embedded, procs, settings as settings_mod  # noqa: E402
 from common.settings import Settings  # noqa: E402
 
 LAYERS = ("unit", "integration", "e2e")
+
+# CI explores the same examples on every run, so a property test cannot fail a submission by the
+# luck of the draw; a local run explores new ones each time and keeps what failed in .hypothesis/
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def free_port() -> int:

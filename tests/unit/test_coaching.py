@@ -174,6 +174,16 @@ def _finite(value) -> bool:
     return True
 
 
+def test_a_duration_under_a_millisecond_counts_as_none():
+    """Found by the property test below: one question over a subnormal duration (2.2e-313 s) was
+    ``inf`` questions per hour, which Flask cannot write as JSON."""
+    turns = [Turn(speaker_id="r", start_ms=0, end_ms=None, text="?", topic=None)]
+    metrics = call_metrics(turns, {"r": REP, "c": CUSTOMER}, 2.2250738585e-313)
+    assert metrics["questions"]["rep_per_hour"] is None and metrics["minutes"] == 0
+    json.dumps(metrics, allow_nan=False)
+    assert call_metrics(turns, {"r": REP}, 90.0)["minutes"] == 1.5
+
+
 @given(_TURNS, st.one_of(st.none(), st.floats(-1e6, 1e9, allow_nan=False)))
 @settings(max_examples=300, deadline=None)
 def test_any_turns_give_metrics_in_range_and_valid_json(turns, duration_s):
