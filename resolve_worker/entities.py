@@ -78,7 +78,7 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         heads_changed |= _mark_internal(conn)  # after the mappings: on a first run they did not exist before
         watch.lap("entities")
         remapped = [m.key for m in mappings if before.get(m.key) != m.entity_id]
-        links, links_changed = resolve_links.link(conn, full, remapped, heads_changed)
+        links, links_changed = resolve_links.link(conn, full, remapped, heads_changed, len(rows))
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
         watch.lap("links")
         stats = ResolveStats(identities=len(rows), links=links, changed=written,
