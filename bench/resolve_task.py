@@ -87,7 +87,8 @@ def timed_run(settings, label: str, full: bool = False) -> dict:
     stats = entities.resolve_all(settings, full=full)
     out = {"run": label, "seconds": stats.seconds, "python_cpu_seconds": round(time.process_time() - cpu, 2),
            "identities": stats.identities, "changed": stats.changed, "links": stats.links,
-           "timelines_invalidated": stats.timelines_invalidated, "phases": stats.phases, "load": load()}
+           "timelines_invalidated": stats.timelines_invalidated,
+           "phases": getattr(stats, "phases", {}), "load": load()}  # code before the step timings has none
     print(json.dumps(out), flush=True)
     return out
 
@@ -149,7 +150,7 @@ def main() -> int:
             stack.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    steps = list(runs[0]["phases"])
+    steps = list(runs[0]["phases"]) or ["(no step timings)"]
     print(f"\n{'run':<14}{'identities':>11}{'changed':>9}{'wall s':>8}" + "".join(f"{s:>10}" for s in steps))
     for r in runs:
         print(f"{r['run']:<14}{r['identities']:>11,}{r['changed']:>9,}{r['seconds']:>8.2f}"
