@@ -247,10 +247,7 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
     index = index or dict(zip(keys, range(n)))
     _apply_constraints(clusters, rows, index, constraints)
     if incremental:
-        by_entity: dict[str, int] = {}
-        for i, r in enumerate(rows):
-            if r.existing_entity_id and not r.pinned:
-                clusters.union(by_entity.setdefault(r.existing_entity_id, i), i, force=True)
+        _keep_existing_entities(clusters, rows)
     # every pair comes smaller index first (blocks list their members in index order), each
     # scored once, in the order the blocks first give it
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
@@ -277,6 +274,21 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
             if mine is None or conf > mine[0]:
                 best[me] = (conf, other, payload)
     return mappings.build(rows, keys, clusters.groups(), clusters.anchor, best, entity_type, Mapping, *twins)
+
+
+def _keep_existing_entities(clusters: clustering.Clusters, rows: list[IdentityRow]) -> None:
+    """Members of one existing entity stay together, except where a manual decision parts them.
+
+    A member a split (or another anchor) keeps apart from the others starts a part of its own; the
+    others still join one another, so a split takes out only the identities it names (joining
+    every member to the entity's first one left the rest in pieces when that one was split off).
+    """
+    parts: dict[str, list[int]] = {}  # existing entity id -> the first member of each part
+    for i, r in enumerate(rows):
+        if r.existing_entity_id and not r.pinned:
+            heads = parts.setdefault(r.existing_entity_id, [])
+            if not any(clusters.union(head, i, force=True) for head in heads):
+                heads.append(i)
 
 
 def _conf_of(payload, scored, a, b) -> float:  # noqa: ANN001

@@ -272,6 +272,17 @@ def test_manual_merge_and_split_are_constraints():
     assert out[rows[2].key] == new != out[rows[0].key]
 
 
+def test_splitting_off_an_entity_s_first_identity_leaves_the_rest_together():
+    # as manual.split records it on a live entity: the split-off identity sorts first, and every
+    # other member used to be joined to it alone, so the rest fell apart into one entity each
+    entity, new = str(uuid.uuid4()), str(uuid.uuid4())
+    rows = [person("hubspot", str(n), "Bob Smith", existing=entity) for n in (1, 2, 3)]
+    split = Constraints(must=[([rows[0].key], new)], cannot=[([rows[0].key], [rows[1].key, rows[2].key])])
+    out = {x.key: x.entity_id for x in resolve(rows, incremental=True, constraints=split)}
+    assert out[rows[0].key] == new
+    assert out[rows[1].key] == out[rows[2].key] == entity
+
+
 def test_later_override_wins_for_a_key():
     k1, k2 = ("gong", "p", "1"), ("slack", "u", "2")
     c, pins = overrides.constraints_and_pins([
