@@ -300,6 +300,13 @@ def canonical_first_names(first: str) -> frozenset[str]:
     return frozenset({first} | set(_nicknamer().canonicals_of(first)) | extra)
 
 
+@functools.lru_cache(maxsize=65536)
+def formal_initials(first: str) -> frozenset[str]:
+    """Initials of the formal names a first name may shorten (bob -> r, for Robert), itself aside."""
+    extra = {c for c, nicks in _extra_nicknames().items() if first in nicks}
+    return frozenset(formal[:1] for formal in set(_nicknamer().canonicals_of(first)) | extra if formal)
+
+
 def _nicknames_of(formal: str) -> frozenset[str]:
     return frozenset(_nicknamer().nicknames_of(formal)) | _extra_nicknames().get(formal, frozenset())
 

@@ -59,6 +59,16 @@ def test_unrelated_first_names_do_not_agree():
     assert not scoring.first_names_agree("robert", "william")
 
 
+def test_an_initial_agrees_with_a_nickname_of_its_formal_name():
+    # "R. Smith" vetoed "Bob Smith", and so made their shared address ambiguous for every Robert
+    assert scoring.first_names_agree("r", "bob") and scoring.first_names_agree("bob", "r")
+    assert not scoring.first_names_agree("s", "bob")
+    rows = [person("hubspot", "1", "Bob Smith", "bob.smith@acme.com"),
+            person("salesforce", "2", "R. Smith", "bob.smith@acme.com"),
+            person("gong", "3", "Robert Smith", "bob.smith@acme.com")]
+    assert len({m.entity_id for m in resolve(rows)}) == 1
+
+
 @pytest.mark.parametrize("raw, expected", [("søren_smith@acme.co", "søren_smith@acme.co"), ("a b@acme.com", None),
                                            ("bob@@acme.com", None), ("bob@acme", None), ("x" * 500 + "@a.com", None)])
 def test_email_edge_cases(raw, expected):
