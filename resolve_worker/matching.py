@@ -293,9 +293,13 @@ def _keep_existing_entities(clusters: clustering.Clusters, rows: list[IdentityRo
 
 def _conf_of(payload, scored, a, b) -> float:  # noqa: ANN001
     result = scored.get((a, b))
+    if payload[0] == "source_link":
+        # the link the source asserts was applied: the scored evidence of the same pair (a bare
+        # name, say) may be far below the threshold and must not stand for it
+        return max(0.999, scoring.confidence(result[0])) if result is not None else 0.999
     if result is not None:
         return scoring.confidence(result[0])
-    return 0.999 if payload[0] == "source_link" else 1.0
+    return 1.0
 
 
 def _apply_constraints(clusters: clustering.Clusters, rows: list[IdentityRow], index: dict,

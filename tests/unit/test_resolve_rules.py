@@ -225,6 +225,15 @@ def test_source_link_joins_a_party_to_its_user():
     assert out[party.key].entity_id == out[user.key].entity_id and out[party.key].method == "source_link"
 
 
+def test_a_source_link_reports_its_own_confidence_not_a_weak_score_of_the_same_pair():
+    # the party and its user also met in a name block and scored 0.73 (a bare name): the mapping
+    # said source_link at 0.73, below the threshold no accepted link can be under
+    party = IdentityRow("gong", "parties", "p1", "person", name="Bob Smith", linked_key=("hubspot", "contacts", "u1"))
+    user = person("hubspot", "u1", "Bob Smith")
+    m = {x.key: x for x in resolve([user, party])}[party.key]
+    assert m.method == "source_link" and m.confidence == 0.999
+
+
 def test_confidence_method_and_evidence_explain_a_link():
     rows = [person("gong", "1", "Bob Smith", "bob@acme.com"), person("hubspot", "2", "Robert Smith", "bob@acme.com")]
     m = {x.key: x for x in resolve(rows)}[rows[1].key]
