@@ -302,6 +302,16 @@ def test_splitting_off_an_entity_s_first_identity_leaves_the_rest_together():
     assert out[rows[1].key] == out[rows[2].key] == entity
 
 
+def test_a_pinned_identity_does_not_make_an_address_ambiguous_for_the_others():
+    # pins keep an identity out of the evidence, but its name still made the address it shares
+    # ambiguous: two "Bob Smith" rows at bob.smith@acme.com no longer joined
+    rows = [person("hubspot", "1", "Bob Smith", "bob.smith@acme.com"),
+            person("hubspot", "2", "Bob Smith", "bob.smith@acme.com"),
+            person("gong", "3", "Alice Jones", "bob.smith@acme.com")]
+    rows[2].pinned, rows[2].existing_entity_id = True, str(uuid.uuid4())
+    assert same(rows)
+
+
 def test_later_override_wins_for_a_key():
     k1, k2 = ("gong", "p", "1"), ("slack", "u", "2")
     c, pins = overrides.constraints_and_pins([
