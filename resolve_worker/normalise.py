@@ -247,8 +247,9 @@ def parse_person_name(raw: object) -> Optional[PersonName]:
         return None
     if "," in text:
         last_part, _, first_part = text.partition(",")
-        first_tokens, last_tokens = _tokens(first_part), _tokens(last_part)
-        first_tokens = [t for t in first_tokens if t not in _GENERATIONAL]
+        # "Smith Jr., Dr. John": titles and suffixes drop on either side of the comma too
+        first_tokens = [t for t in _tokens(first_part) if t not in _HONORIFIC and t not in _GENERATIONAL]
+        last_tokens = [t for t in _tokens(last_part) if t not in _HONORIFIC and t not in _GENERATIONAL]
         tokens = first_tokens[:1] + last_tokens if first_tokens else last_tokens
         if first_tokens and last_tokens:
             return _make(first_tokens[0], last_tokens)

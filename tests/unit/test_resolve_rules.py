@@ -32,6 +32,7 @@ def same(rows, a=0, b=1, **kw):
     ("José Hernández", ("jose", "hernandez")), ("Anna van der Berg", ("anna", "vanderberg")),
     ("Mary O'Brien", ("mary", "obrien")), ("Robert (Bob) Smith", ("robert", "smith")),
     ("Søren", ("soren", "")), ("R. Smith", ("r", "smith")),
+    ("Smith, Dr. John", ("john", "smith")), ("Smith Jr., John", ("john", "smith")),
 ])
 def test_person_names_parse(raw, expected):
     parsed = nz.parse_person_name(raw)
