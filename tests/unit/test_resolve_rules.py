@@ -101,6 +101,7 @@ def test_phone_normalisation(raw, expected):
 def test_company_domains_registrable_non_webmail():
     assert nz.company_domains(["https://www.mail.eu.acme.com/x", "gmail.com", "acme.co.uk", "acme.com"]) == \
         ["acme.com", "acme.co.uk"]
+    assert nz.company_domains(["https://acme.com#contact"]) == ["acme.com"]
 
 
 @pytest.mark.parametrize("name", ["Acme GmbH", "The Acme Group", "ACME Corporation", "Acme Ltd.", "Acme, LLC"])
@@ -113,6 +114,8 @@ def test_company_legal_forms_normalise_away(name):
     ("The Co", None), ("The", "the"), ("Inc", None), ("The Inc.", None),  # all suffix: no name left
     ("Acme.Inc", "acme inc"), ("Acme Inc..", "acme inc"),  # a suffix only as its own word, one dot
     ("Company Acme", "company acme"), ("Theatre Co", "theatre"), ("Ab Testing AB", "ab testing"),
+    ("Acme GmbH & Co. KG", "acme"), ("Acme S.A.", "acme"), ("Acme N.V", "acme"),  # German and dotted forms
+    ("Procter & Gamble Co", "procter & gamble"),
 ])
 def test_legal_suffixes_drop_only_from_the_end_as_whole_words(raw, expected):
     assert nz.normalise_company_name(raw) == expected
