@@ -242,6 +242,10 @@ def _cluster(rows, records, summaries, exact, fuzzy, names, score_fn, incrementa
              index: Optional[dict] = None, twins: tuple = (None, None)) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
+    if incremental:
+        # like scored pairs, a source link between two identities already resolved was applied
+        # (or vetoed) by an earlier run: applied again in another order it could move them
+        links = [link for link in links if is_new[link[1]] or is_new[link[2]]]
     clusters = clustering.Clusters(n, summaries)
     keys = keys or list(map(_key, rows))
     index = index or dict(zip(keys, range(n)))

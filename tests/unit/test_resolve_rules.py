@@ -316,6 +316,23 @@ def test_a_pinned_identity_does_not_make_an_address_ambiguous_for_the_others():
     assert same(rows)
 
 
+def test_a_second_incremental_run_does_not_apply_an_old_source_link_again():
+    # the first run vetoed the party's link (Robert is not William), then the party joined a
+    # manual merge holding Bill; a second run applied the link again, to the merged entity this
+    # time, and moved William Smith in: resolving twice must change nothing
+    party = IdentityRow("gong", "parties", "1", "person", name="Robert Smith", phone="555-123-4567",
+                        linked_key=("hubspot", "contacts", "9"))
+    rows = [party, person("hubspot", "0", "Bob Smith", phone="555-123-4567"), person("hubspot", "5", "Bill Smith"),
+            person("hubspot", "9", "William Smith")]
+    merged = Constraints(must=[([rows[1].key, rows[2].key], "manual-0")])
+    first = {m.key: m.entity_id for m in resolve(rows, constraints=merged)}
+    assert first[party.key] == "manual-0" != first[rows[3].key]
+    for r in rows:
+        r.existing_entity_id = first[r.key]
+    again = {m.key: m.entity_id for m in resolve(rows, incremental=True, constraints=merged)}
+    assert again == first
+
+
 def test_later_override_wins_for_a_key():
     k1, k2 = ("gong", "p", "1"), ("slack", "u", "2")
     c, pins = overrides.constraints_and_pins([
