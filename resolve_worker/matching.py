@@ -238,15 +238,16 @@ def _cluster(rows, records, summarise, exact, fuzzy, names, score_fn, incrementa
              index: Optional[dict] = None, twins: tuple = (None, None)) -> list[Mapping]:
     n = len(rows)
     is_new = [r.existing_entity_id is None or r.changed for r in rows] if incremental else None
+    if incremental:
+        # like scored pairs, a source link between two identities already resolved was applied
+        # (or vetoed) by an earlier run: applied again in another order it could move them
+        links = [link for link in links if is_new[link[1]] or is_new[link[2]]]
     clusters = clustering.Clusters(n, summarise)
     keys = keys or list(map(_key, rows))
     index = index or dict(zip(keys, range(n)))
     _apply_constraints(clusters, rows, index, constraints)
     if incremental:
-        by_entity: dict[str, int] = {}
-        for i, r in enumerate(rows):
-            if r.existing_entity_id and not r.pinned:
-                clusters.union(by_entity.setdefault(r.existing_entity_id, i), i, force=True)
+        _keep_existing_entities(clusters, rows)
     # every pair comes smaller index first (blocks list their members in index order), each
     # scored once, in the order the blocks first give it
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
@@ -275,11 +276,30 @@ def _cluster(rows, records, summarise, exact, fuzzy, names, score_fn, incrementa
     return mappings.build(rows, keys, clusters.groups(), clusters.anchor, best, entity_type, Mapping, *twins)
 
 
+def _keep_existing_entities(clusters: clustering.Clusters, rows: list[IdentityRow]) -> None:
+    """Members of one existing entity stay together, except where a manual decision parts them.
+
+    A member a split (or another anchor) keeps apart from the others starts a part of its own; the
+    others still join one another, so a split takes out only the identities it names (joining
+    every member to the entity's first one left the rest in pieces when that one was split off).
+    """
+    parts: dict[str, list[int]] = {}  # existing entity id -> the first member of each part
+    for i, r in enumerate(rows):
+        if r.existing_entity_id and not r.pinned:
+            heads = parts.setdefault(r.existing_entity_id, [])
+            if not any(clusters.union(head, i, force=True) for head in heads):
+                heads.append(i)
+
+
 def _conf_of(payload, scored, a, b) -> float:  # noqa: ANN001
     result = scored.get((a, b))
+    if payload[0] == "source_link":
+        # the link the source asserts was applied: the scored evidence of the same pair (a bare
+        # name, say) may be far below the threshold and must not stand for it
+        return max(0.999, scoring.confidence(result[0])) if result is not None else 0.999
     if result is not None:
         return scoring.confidence(result[0])
-    return 0.999 if payload[0] == "source_link" else 1.0
+    return 1.0
 
 
 def _apply_constraints(clusters: clustering.Clusters, rows: list[IdentityRow], index: dict,

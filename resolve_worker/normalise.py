@@ -63,6 +63,7 @@ _WORDS = re.compile(r"[a-z0-9]+")
 _PARENTHESES = re.compile(r"\([^)]*\)")
 _NAME_TOKEN = re.compile(r"[a-z0-9]+(?:['\-][a-z0-9]+)*")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
+_DOTTED_INITIALS = re.compile(r"[a-z](?:\.[a-z])+\.?")  # "s.a.", "n.v", "l.l.c."
 
 _INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffd]")
 
@@ -145,7 +146,7 @@ def normalise_domain(raw: object) -> Optional[str]:
     text = clip(raw)
     if not text:
         return None
-    value = _URL_SCHEME.sub("", text.strip().lower()).split("/", 1)[0].split("?", 1)[0]
+    value = _URL_SCHEME.sub("", text.strip().lower()).split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     value = value.split("@")[-1].split(":", 1)[0].strip(".")
     value = value.removeprefix("www.")
     if "." not in value or not _EMAIL_DOMAIN.fullmatch(value):
@@ -196,7 +197,8 @@ def normalise_company_name(raw: object) -> Optional[str]:
     words = _NOT_NAME_CHAR.sub(" ", text.replace(",", " ")).strip().split(" ")
     if words[0] == "the" and len(words) > 1:
         del words[0]
-    while words and _is_legal_suffix(words[-1]):
+    # "GmbH & Co. KG": the "&" between two legal forms goes with them
+    while words and (_is_legal_suffix(words[-1]) or words[-1] == "&"):
         words.pop()
     text = " ".join(" ".join(words).replace(".", " ").split())
     if not text or text in PLACEHOLDERS:
@@ -205,7 +207,8 @@ def normalise_company_name(raw: object) -> Optional[str]:
 
 
 def _is_legal_suffix(word: str) -> bool:
-    return word in LEGAL_SUFFIXES or (word[-1:] == "." and word[:-1] in LEGAL_SUFFIXES)
+    return word in LEGAL_SUFFIXES or (word[-1:] == "." and word[:-1] in LEGAL_SUFFIXES) or \
+        (_DOTTED_INITIALS.fullmatch(word) is not None and word.replace(".", "") in LEGAL_SUFFIXES)
 
 
 @_text_cache
@@ -247,8 +250,9 @@ def parse_person_name(raw: object) -> Optional[PersonName]:
         return None
     if "," in text:
         last_part, _, first_part = text.partition(",")
-        first_tokens, last_tokens = _tokens(first_part), _tokens(last_part)
-        first_tokens = [t for t in first_tokens if t not in _GENERATIONAL]
+        # "Smith Jr., Dr. John": titles and suffixes drop on either side of the comma too
+        first_tokens = [t for t in _tokens(first_part) if t not in _HONORIFIC and t not in _GENERATIONAL]
+        last_tokens = [t for t in _tokens(last_part) if t not in _HONORIFIC and t not in _GENERATIONAL]
         tokens = first_tokens[:1] + last_tokens if first_tokens else last_tokens
         if first_tokens and last_tokens:
             return _make(first_tokens[0], last_tokens)
@@ -298,6 +302,13 @@ def canonical_first_names(first: str) -> frozenset[str]:
         return frozenset({first})
     extra = {c for c, nicks in _extra_nicknames().items() if first in nicks}
     return frozenset({first} | set(_nicknamer().canonicals_of(first)) | extra)
+
+
+@functools.lru_cache(maxsize=65536)
+def formal_initials(first: str) -> frozenset[str]:
+    """Initials of the formal names a first name may shorten (bob -> r, for Robert), itself aside."""
+    extra = {c for c, nicks in _extra_nicknames().items() if first in nicks}
+    return frozenset(formal[:1] for formal in set(_nicknamer().canonicals_of(first)) | extra if formal)
 
 
 def _nicknames_of(formal: str) -> frozenset[str]:

@@ -152,6 +152,7 @@ def _identifying_emails(raws: Iterable) -> tuple[tuple[str, ...], frozenset[str]
 # values and their addresses before anything is normalised
 _FACTS = attrgetter("name", "source", "company_source_type", "company_source_id", "company_name")
 _DETAILS = attrgetter("phone", "title", "is_internal")
+_PINNED = attrgetter("pinned")
 
 
 def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRecord]:
@@ -185,8 +186,13 @@ def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRe
         except TypeError:  # junk (unhashable) values: not memoised
             found, name = _identifying_emails(row.emails), nz.parse_person_name(row.name)
         parsed.append((name, found[0], context.of(row, found[1]), found[1]))
-    # each distinct fact once: the check is about which values meet, not how often
-    ambiguous = _ambiguous_emails(list(dict.fromkeys(parsed)))
+    # each distinct fact once: the check is about which values meet, not how often; a pinned row
+    # is kept out of the evidence, so its name does not make an address ambiguous for the others
+    facts_seen = parsed
+    if any(map(_PINNED, rows)):
+        said_unpinned = {slot for slot, row in zip(slots, rows) if not row.pinned}
+        facts_seen = [facts for slot, facts in enumerate(parsed) if slot in said_unpinned]
+    ambiguous = _ambiguous_emails(list(dict.fromkeys(facts_seen)))
     same_record: dict = {}
     by_slot = []
     for i, facts in zip(firsts, parsed):

@@ -70,7 +70,9 @@ def first_names_agree(a: str, b: str) -> bool:
     if a == b:
         return True
     if len(a) == 1 or len(b) == 1:
-        return a[0] == b[0]
+        initial, other = (a, b) if len(a) == 1 else (b, a)
+        # "R." is Robert's initial, so Bob's too: a nickname is written with its formal name's initial
+        return other[0] == initial or (len(other) > 1 and initial in nz.formal_initials(other))
     if JaroWinkler.normalized_similarity(a, b) >= 0.93:
         return True  # a typo
     # one is a form of the other (bob/robert), or both shorten one formal name (bob/rob); two formal
