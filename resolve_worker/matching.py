@@ -249,12 +249,14 @@ def _cluster(rows, records, summarise, exact, fuzzy, names, score_fn, incrementa
     if incremental:
         _keep_existing_entities(clusters, rows)
     # every pair comes smaller index first (blocks list their members in index order), each
-    # scored once, in the order the blocks first give it
+    # scored once, in index order: links of equal confidence are then applied in key order, not
+    # in the order blocks were built, which follows sets of company entity ids (random when new)
+    # and of strings (the hash seed), so a run could group the same identities differently
     pairs = [(a, b) for _, a, b in blocking.star_links(exact, is_new)]
     pairs += blocking.candidate_pairs(fuzzy, names, is_new)
     if name_blocks:
         pairs += blocking.candidate_pairs(name_blocks[0], names, is_new, need=name_blocks[1])
-    scored: dict[tuple[int, int], tuple[float, list[str]]] = dict.fromkeys(pairs)
+    scored: dict[tuple[int, int], tuple[float, list[str]]] = dict.fromkeys(sorted(pairs))
     confidence = scoring.confidence
     for pair in scored:
         a, b = pair
