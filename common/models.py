@@ -308,8 +308,7 @@ class InteractionToLink(Base):
     """An interaction written since the last resolve run: its entity links are re-derived (queue)."""
 
     __tablename__ = "interactions_to_link"
-    interaction_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("interactions.id", ondelete="CASCADE"), primary_key=True)
+    interaction_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)  # no foreign key: 0008
 
 
 class InteractionEntity(Base):
