@@ -13,7 +13,7 @@ the third, so the runs are the ones a deployment sees:
 1. **first**: every identity new (a new deployment's first sync);
 2. **no change**: nothing new since (a sync whose sources brought no identity);
 3. **+new**: the held-back identities arrive (a routine sync);
-4. **full**: ``payready resolve --full``, everything re-clustered.
+4. **full**: ``payready entities resolve --full``, everything re-clustered.
 
 Prints wall seconds per step (the stats' ``phases``), identities, changed mappings and links per
 run, and one JSON line last.

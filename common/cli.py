@@ -212,7 +212,11 @@ def cmd_entities(args: argparse.Namespace) -> int:
     if not _has_database(s):
         return 2
     try:
-        if args.entities_command == "merge":
+        if args.entities_command == "resolve":
+            from resolve_worker import entities
+
+            result = entities.resolve_all(s, full=args.full).__dict__
+        elif args.entities_command == "merge":
             result = manual.merge(s, args.keep, args.other)
         elif args.entities_command == "split":
             result = manual.split(s, args.entity, [tuple(k.split("/", 2)) for k in args.identity])
@@ -407,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep = ensub.add_parser("pin", help="pin an identity (source/source_type/source_id) to an entity")
     ep.add_argument("identity")
     ep.add_argument("entity")
+    er = ensub.add_parser("resolve", help="run entity resolution now (what a sync's resolve phase does)")
+    er.add_argument("--full", action="store_true",
+                    help="re-cluster every identity and re-derive every interaction's links (the repair path)")
     en.set_defaults(fn=cmd_entities)
     eb = sub.add_parser("embed", help="embed pending chunks now; --reembed after a model change")
     eb.add_argument("--reembed", action="store_true",

@@ -12,7 +12,7 @@ Which interactions are re-derived:
   identity whose mapping changed, or linked to an entity whose head changed (a person's company,
   a person found to be staff, an entity merged away). Its cost follows what changed, not the
   history: re-deriving all 450k links of 100k identities took ~2 s on every run.
-* a **full** run (``payready resolve --full``) re-derives every interaction: the repair path.
+* a **full** run (``payready entities resolve --full``) re-derives every interaction: the repair path.
 """
 from __future__ import annotations
 

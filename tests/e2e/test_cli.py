@@ -102,3 +102,34 @@ def test_generate_writes_sample_data_and_reports_its_counts(tmp_path):
     for source in ("gong", "slack", "hubspot", "salesforce"):
         assert any((tmp_path / "gen" / source).glob("*.jsonl")), source
     assert (tmp_path / "gen" / "ground_truth.jsonl").stat().st_size > 0 and counts
+
+
+def test_entities_resolve_full_repairs_links_no_queue_named(domain):
+    """A link deleted behind the resolver's back: a routine run does not look (nothing queued it),
+    ``payready entities resolve --full`` re-derives every interaction and puts it back."""
+    from ingest_worker import upserts
+    from tests.integration.test_resolve import add_identity
+
+    env = _process_env(domain)
+    add_identity(domain, "gong", "parties", "cli-p1", name="Dana Kim", emails=["dana.kim@globex.com"])
+    with db.transaction(domain) as conn:
+        iid = conn.execute(sa.text("INSERT INTO interactions (source, source_type, source_id, kind, occurred_at) "
+                                   "VALUES ('gong', 'calls', 'cli-call', 'call', now()) RETURNING id")).scalar()
+        conn.execute(sa.text("INSERT INTO participants (interaction_id, participant_key, role, source_type, source_id) "
+                             "VALUES (:i, 'cli-p1', 'customer', 'parties', 'cli-p1')"), {"i": iid})
+        upserts.queue_for_linking(conn, [iid])
+    first = _cli(["entities", "resolve"], env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads(first.stdout)["links"] >= 1
+
+    def links() -> int:
+        with db.transaction(domain) as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM interaction_entities WHERE interaction_id = :i"),
+                                {"i": iid}).scalar()
+
+    with db.transaction(domain) as conn:
+        conn.execute(sa.text("DELETE FROM interaction_entities WHERE interaction_id = :i"), {"i": iid})
+    assert _cli(["entities", "resolve"], env).returncode == 0 and links() == 0
+    full = _cli(["entities", "resolve", "--full"], env)
+    assert full.returncode == 0, full.stderr[-2000:]
+    assert links() == 1 and json.loads(full.stdout)["timelines_invalidated"] >= 1
