@@ -6,6 +6,7 @@ normalise to ``None`` (or an empty part) so they never become evidence.
 """
 from __future__ import annotations
 
+import email.utils
 import functools
 import re
 import unicodedata
@@ -115,9 +116,14 @@ def normalise_email(raw: object) -> Optional[str]:
         if plain and plain.group(1) not in _DOTLESS:
             return raw
     text = clip(raw)
-    if not text or "@" not in text or " " in text.strip():
+    if not text or "@" not in text:
         return None
-    local, _, domain = text.strip().lower().rpartition("@")
+    if len(text) == MAX_LEN and len(_INVISIBLE.sub("", raw.strip())) > MAX_LEN:
+        return None  # cut to MAX_LEN it could read as another, valid-looking address
+    text = _address_part(text)
+    if " " in text:
+        return None
+    local, _, domain = text.lower().rpartition("@")
     local = local.split("+", 1)[0]
     domain = domain.strip(".")
     if domain in _DOTLESS:
@@ -127,6 +133,17 @@ def normalise_email(raw: object) -> Optional[str]:
     if not _EMAIL_DOMAIN.fullmatch(domain) or not _EMAIL_LOCAL.fullmatch(local):
         return None
     return f"{local}@{domain}"
+
+
+def _address_part(text: str) -> str:
+    """The address of ``Name <addr>`` (what mail headers and CRM exports hold) or of a
+    ``mailto:addr?subject=...`` link; any other text unchanged."""
+    text = text.strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:].split("?", 1)[0].strip()
+    if "<" in text:
+        text = email.utils.parseaddr(text)[1]
+    return text
 
 
 def is_shared_inbox(email: str) -> bool:

@@ -37,12 +37,19 @@ def ent(mappings, source, sid):
     ("j.a.n.e@gmail.com", "jane@gmail.com"),
     ("J.Ane+news@GoogleMail.com", "jane@gmail.com"),
     ("first.last@acme.com", "first.last@acme.com"),  # dots only matter outside gmail
+    # a mail header's or CRM export's "Name <addr>", and mailto links: these were thrown away
+    ("Jane Doe <Jane.Doe+crm@Acme.com>", "jane.doe@acme.com"),
+    ('"Doe, Jane" <jane@acme.com>', "jane@acme.com"),
+    ("mailto:Jane@Acme.com?subject=Renewal", "jane@acme.com"),
 ])
 def test_normalise_email(raw, expected):
     assert normalise_email(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [None, "", "not-an-email", "jane@localhost", "+tag@acme.com", "@acme.com"])
+@pytest.mark.parametrize("raw", [None, "", "not-an-email", "jane@localhost", "+tag@acme.com", "@acme.com",
+                                 "Jane <>", "mailto:", "jane doe@acme.com",
+                                 # cut to 200 characters this read as the valid ...@mail.exam
+                                 "j" * 190 + "@mail.example.com"])
 def test_normalise_email_rejects_non_addresses(raw):
     assert normalise_email(raw) is None
 
