@@ -97,7 +97,13 @@ def _pairs_in(members: list[int], names: Sequence[str], is_new: Optional[Sequenc
 
 def star_links(groups: dict[Hashable, list[int]], is_new: Optional[Sequence[bool]] = None
                ) -> Iterator[tuple[Hashable, int, int]]:
-    """Exact-key groups joined as a star (first member to each other): n-1 links, not n²."""
+    """Exact-key groups joined as a star (first member to each other) and a chain (each to the
+    one before): 2n-3 links, not n².
+
+    The star alone left the others unlinked when the clustering refused the first member (split
+    off by hand, or its cluster vetoing them): they share the key yet were never compared. The
+    chain links them past any one refused member.
+    """
     for key, members in groups.items():
         if len(members) < 2:
             continue
@@ -106,4 +112,6 @@ def star_links(groups: dict[Hashable, list[int]], is_new: Optional[Sequence[bool
         hub = members[0]
         for m in members[1:]:
             yield key, hub, m
+        for before, m in zip(members[1:], members[2:]):
+            yield key, before, m
 

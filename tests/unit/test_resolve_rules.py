@@ -479,3 +479,18 @@ def test_name_only_blocks_pair_only_records_without_an_employer():
     names = ["robert smith"] * 3
     need = [False, False, True]  # only record 2 lacks an employer
     assert set(blocking.candidate_pairs(block_map, names, need=need)) == {(0, 2), (1, 2)}
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_holders_of_one_address_still_meet_when_its_first_holder_is_split_off(incremental):
+    # an address's holders were linked only to its first holder (a star): with that one split
+    # off, the others were never compared and fell apart, though they share the address
+    keep, new = str(uuid.uuid4()), str(uuid.uuid4())
+    rows = [person("gong", "1", "Bob Stone", "bob.stone@gmail.com", existing=keep),
+            person("hubspot", "2", "Bob Stone", "bob.stone@gmail.com", existing=keep),
+            person("slack", "3", "B. Stone", "bob.stone@gmail.com", existing=keep)]
+    split = Constraints(must=[([rows[0].key], new)], cannot=[([rows[0].key], [rows[1].key, rows[2].key])])
+    out = {x.key: x for x in resolve(rows, constraints=split, incremental=incremental)}
+    assert out[rows[0].key].entity_id == new
+    assert out[rows[1].key].entity_id == out[rows[2].key].entity_id != new
+    assert "email=bobstone@gmail.com" in out[rows[2].key].evidence["matched_on"] or incremental
