@@ -16,7 +16,7 @@ from typing import Callable, Hashable, Iterable, Optional
 class Clusters:
     def __init__(self, n: int, summarise: Callable[[int], object]):
         self.parent = list(range(n))
-        # per root: .conflicts(other), .absorb(other) and .manual; made when a merge first asks,
+        # per root: .conflicts(other), .absorb(other), .merged_by_hand() and .manual; made when a merge first asks,
         # since most records never meet another (and absorbed ones are dropped)
         self.summary: list = [None] * n
         self._summarise = summarise
@@ -65,11 +65,11 @@ class Clusters:
         self.parent[rb] = ra
         self.anchor[ra] = self.anchor[ra] or self.anchor[rb]
         mine = self._summary(ra)
-        if manual:
-            mine.manual = True
         if rb in self.cannot:
             self.cannot.setdefault(ra, set()).update(self.cannot.pop(rb))
         mine.absorb(self._summary(rb))
+        if manual:
+            mine.merged_by_hand()
         self.summary[rb] = None
         return True
 

@@ -247,10 +247,11 @@ def score_companies(a: CompanyRecord, b: CompanyRecord) -> tuple[float, list[str
 class PersonSummary:
     """What a cluster of person identities says, for the no-chaining veto."""
 
-    __slots__ = ("names", "work", "manual")
+    __slots__ = ("names", "work", "manual", "core")
 
     def __init__(self, rec: Optional[PersonRecord]):
-        self.manual = False  # a person joined these identities: its names are all this entity's
+        self.manual = False  # a person joined these identities: their names are all this entity's
+        self.core: list[nz.PersonName] = []  # the names of the identities a person joined
         self.names = [rec.name] if rec and rec.name else []
         self.work: dict[str, set[str]] = {}
         if rec and rec.work_domains and not rec.internal:
@@ -261,9 +262,10 @@ class PersonSummary:
 
     def conflicts(self, other: "PersonSummary") -> bool:
         if self.manual or other.manual:
-            # a manual merge may hold several names (a name change): a newcomer must fit one of them
-            return bool(self.names and other.names) and \
-                all(person_names_conflict(x, y) for x in self.names for y in other.names)
+            # a manual merge may hold names that conflict (a name change): a newcomer must fit one
+            # of the names the person merged, not one that evidence brought in since, which would
+            # let it chain (Jane Smith + Jane Doe, then J. Smith, then John Smith)
+            return _unfit(self, other, person_names_conflict) or _unfit(other, self, person_names_conflict)
         names, others = self.names, other.names
         if len(names) == 1 and len(others) == 1:  # most merges: two single-name clusters
             if person_names_conflict(names[0], others[0]):
@@ -274,8 +276,14 @@ class PersonSummary:
         return bool(self.work and other.work) and \
             any(d in other.work and not emails & other.work[d] for d, emails in self.work.items())
 
+    def merged_by_hand(self) -> None:
+        """A person joined this cluster's identities: its names so far are the entity's own."""
+        self.manual = True
+        self.core = list(self.names)
+
     def absorb(self, other: "PersonSummary") -> None:
         self.manual = self.manual or other.manual
+        self.core.extend(n for n in other.core if n not in self.core)
         for n in other.names:
             if len(self.names) < 12 and n not in self.names:
                 self.names.append(n)
@@ -283,21 +291,36 @@ class PersonSummary:
             self.work.setdefault(d, set()).update(emails)
 
 
+def _unfit(merged, other, conflict) -> bool:  # noqa: ANN001
+    """Whether ``other`` holds a value that conflicts with every value a person merged into
+    ``merged`` (never, when no person merged it, or the merge said nothing to compare)."""
+    core = merged.core
+    if not merged.manual or not core:
+        return False
+    theirs = other.names if isinstance(other, PersonSummary) else other.records
+    return any(all(conflict(mine, value) for mine in core) for value in theirs)
+
+
 class CompanySummary:
-    __slots__ = ("records", "manual")
+    __slots__ = ("records", "manual", "core")
 
     def __init__(self, rec: Optional[CompanyRecord]):
         self.manual = False
+        self.core: list[CompanyRecord] = []  # the records of the identities a person joined
         self.records = [rec] if rec else []
 
     def conflicts(self, other: "CompanySummary") -> bool:
-        pairs = [company_domains_conflict(x, y) for x in self.records for y in other.records]
-        if self.manual or other.manual:
-            return bool(pairs) and all(pairs)
-        return any(pairs)
+        if self.manual or other.manual:  # as for persons: fit one record the person merged
+            return _unfit(self, other, company_domains_conflict) or _unfit(other, self, company_domains_conflict)
+        return any(company_domains_conflict(x, y) for x in self.records for y in other.records)
+
+    def merged_by_hand(self) -> None:
+        self.manual = True
+        self.core = list(self.records)
 
     def absorb(self, other: "CompanySummary") -> None:
         self.manual = self.manual or other.manual
+        self.core.extend(r for r in other.core if r not in self.core)
         for r in other.records:
             if len(self.records) < 12:
                 self.records.append(r)

@@ -494,3 +494,21 @@ def test_holders_of_one_address_still_meet_when_its_first_holder_is_split_off(in
     assert out[rows[0].key].entity_id == new
     assert out[rows[1].key].entity_id == out[rows[2].key].entity_id != new
     assert "email=bobstone@gmail.com" in out[rows[2].key].evidence["matched_on"] or incremental
+
+
+def test_a_manual_merge_admits_only_newcomers_that_fit_a_name_it_was_given():
+    # Jane Smith became Jane Doe, and a person merged the two. "J. Smith" shares Jane's address
+    # and fits her; John Smith shares only J. Smith's phone. He fits none of the names the person
+    # merged, yet he got in through "J. Smith" once she had: a plain entity of Jane Smith and
+    # J. Smith turns him away (his first name conflicts with Jane's), a merged one did not
+    keep = str(uuid.uuid4())
+    rows = [person("hubspot", "1", "Jane Smith", "jane.smith@acme.com"),
+            person("salesforce", "2", "Jane Doe", "jane.doe@acme.com"),
+            person("gong", "3", "J. Smith", "jane.smith@acme.com", phone="4155550101"),
+            person("slack", "4", "John Smith", phone="4155550101")]
+    merged = Constraints(must=[([rows[0].key, rows[1].key], keep)])
+    out = {x.key: x.entity_id for x in resolve(rows, constraints=merged)}
+    assert out[rows[0].key] == out[rows[1].key] == out[rows[2].key] == keep
+    assert out[rows[3].key] != keep
+    plain = {x.key: x.entity_id for x in resolve(rows)}  # the same without the merge
+    assert plain[rows[0].key] == plain[rows[2].key] != plain[rows[3].key]
