@@ -512,3 +512,18 @@ def test_a_manual_merge_admits_only_newcomers_that_fit_a_name_it_was_given():
     assert out[rows[3].key] != keep
     plain = {x.key: x.entity_id for x in resolve(rows)}  # the same without the merge
     assert plain[rows[0].key] == plain[rows[2].key] != plain[rows[3].key]
+
+
+def test_a_manual_company_merge_admits_only_companies_that_fit_a_record_it_was_given():
+    # Acme bought Globex and a person merged them; a second Acme record also names initech.com.
+    # An "Acme" at initech.com alone fits neither merged record (a plain Acme entity turns it
+    # away too) but got in through the second record's initech.com
+    keep = str(uuid.uuid4())
+    rows = [company("hubspot", "1", "Acme", "acme.com"), company("salesforce", "2", "Globex", "globex.com"),
+            company("hubspot", "3", "Acme", "acme.com", "initech.com"), company("salesforce", "4", "Acme", "initech.com")]
+    merged = Constraints(must=[([rows[0].key, rows[1].key], keep)])
+    out = {x.key: x.entity_id for x in resolve(rows, constraints=merged)}
+    assert out[rows[0].key] == out[rows[1].key] == out[rows[2].key] == keep
+    assert out[rows[3].key] != keep
+    plain = {x.key: x.entity_id for x in resolve(rows)}
+    assert plain[rows[0].key] == plain[rows[2].key] != plain[rows[3].key]
