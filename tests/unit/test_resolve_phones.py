@@ -72,7 +72,8 @@ def test_extensions_are_dropped(raw, region, expected):
 
 @pytest.mark.parametrize("raw, region", [
     (None, "US"), (4155550101, "US"), (["+1 415 555 0101"], "US"), (b"4155550101", "US"), ("", "US"), ("N/A", "US"),
-    ("12", "US"), ("call me", "US"), ("☎☎☎", "US"), ("x" * 100_000, "US"), ("4" * 100_000, "US"),
+    ("12", "US"), ("call me", "US"), ("☎☎☎", "US"),
+    pytest.param("x" * 100_000, "US", id="100k-x"), pytest.param("4" * 100_000, "US", id="100k-digits"),
     ("946-0958", "US"),  # local: the same seven digits are another line in every area code
     ("4155550101", "XX"), ("4155550101", None), ("+1 415 555 01019999999999", "US"),
 ])
