@@ -195,6 +195,9 @@ class Settings:
     openai_chat_model: str = "gpt-4o-mini"
     # Token budget of the pruned context handed to the chat model per question.
     answer_context_tokens: int = 3000
+    # Country (ISO 3166 alpha-2) of phone numbers written without a country code, for entity
+    # resolution: with US, (207) 946-0958 is +12079460958 and never the London +44 20 7946 0958.
+    default_phone_region: str = "US"
 
     # ---- derived names: one place, so domains never collide ----
     @property
@@ -245,6 +248,16 @@ def _parse_schema_template(name: str, raw: str) -> str:
         raise ConfigError(f"{name}={raw!r}: only the placeholder {{source}} is allowed") from None
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", rendered):
         raise ConfigError(f"{name}={raw!r} does not give a valid schema name")
+    return value
+
+
+def _parse_phone_region(name: str, raw: str) -> str:
+    import phonenumbers  # only when the variable is set: start-up of every process skips its 55 ms
+
+    value = raw.strip().upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"{name}={raw!r} is not a country phone numbers are known for: give an ISO 3166 "
+                          "alpha-2 code such as US, GB or DE")
     return value
 
 
@@ -316,6 +329,7 @@ _VARS: dict[str, tuple[str, Callable[[str, str], object], bool]] = {
     "PAYREADY_OPENAI_EMBEDDING_MODEL": ("openai_embedding_model", lambda n, v: v.strip(), False),
     "PAYREADY_OPENAI_CHAT_MODEL": ("openai_chat_model", lambda n, v: v.strip(), False),
     "PAYREADY_ANSWER_CONTEXT_TOKENS": ("answer_context_tokens", lambda n, v: parse_int(n, v, 200, 200_000), False),
+    "PAYREADY_DEFAULT_PHONE_REGION": ("default_phone_region", _parse_phone_region, False),
 }
 
 

@@ -66,7 +66,8 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         rows = _load(conn, pins)
         watch.lap("load")
         before = {r.key: r.existing_entity_id for r in rows}
-        mappings = matching.resolve(rows, incremental=not full, constraints=constraints)
+        mappings = matching.resolve(rows, incremental=not full, constraints=constraints,
+                                    phone_region=settings.default_phone_region)
         watch.lap("match")
         changed = [m for m in mappings if before.get(m.key) != m.entity_id
                    or m.key in pins or (full and m.method != "manual")]

@@ -72,13 +72,15 @@ class Constraints:
 
 
 def resolve(rows: Iterable[IdentityRow], *, incremental: bool = False,
-            constraints: Optional[Constraints] = None, pair_log: Optional[list] = None) -> list[Mapping]:
+            constraints: Optional[Constraints] = None, pair_log: Optional[list] = None,
+            phone_region: str = nz.DEFAULT_PHONE_REGION) -> list[Mapping]:
     """Cluster companies then persons; one mapping per identity.
 
     ``incremental``: identities that already have an entity keep it and stay together; only pairs
     involving a new identity are scored, so new identities attach to existing entities (and may
     join two of them when the evidence allows) or form new ones. ``pair_log``, when given, receives
-    (key, key, confidence) of every scored pair (calibration).
+    (key, key, confidence) of every scored pair (calibration). ``phone_region``: the country of
+    phone numbers written without a country code (ISO 3166 alpha-2).
     """
     # in key order: greedy merges with vetoes, star links and twin representatives follow row order,
     # and Postgres returns rows in whatever order its heap holds them, so without this a run over
@@ -86,22 +88,22 @@ def resolve(rows: Iterable[IdentityRow], *, incremental: bool = False,
     rows = sorted(rows, key=_key)
     constraints = constraints or Constraints()
     with gcpause.paused():  # a third of the run at 100k without it
-        return _resolve(rows, incremental, constraints, pair_log)
+        return _resolve(rows, incremental, constraints, pair_log, phone_region)
 
 
 def _resolve(rows: list[IdentityRow], incremental: bool, constraints: Constraints,
-             pair_log: Optional[list]) -> list[Mapping]:
+             pair_log: Optional[list], phone_region: str) -> list[Mapping]:
     companies = [r for r in rows if r.entity_type == "company"]
     persons = [r for r in rows if r.entity_type == "person"]
-    company_maps = _resolve_companies(companies, incremental, constraints, pair_log)
+    company_maps = _resolve_companies(companies, incremental, constraints, pair_log, phone_region)
     context = _CompanyContext(companies, company_maps)
-    return company_maps + _resolve_persons(persons, context, incremental, constraints, pair_log)
+    return company_maps + _resolve_persons(persons, context, incremental, constraints, pair_log, phone_region)
 
 
 # ---------------------------------------------------------------------------- companies
 def _resolve_companies(rows: list[IdentityRow], incremental: bool, constraints: Constraints,
-                       pair_log: Optional[list]) -> list[Mapping]:
-    all_rows, all_records = rows, _company_records(rows)
+                       pair_log: Optional[list], phone_region: str) -> list[Mapping]:
+    all_rows, all_records = rows, _company_records(rows, phone_region)
     reps, rep_of, self_links = twins.collapse(rows, all_records, _self_link(scoring.score_companies),
                                               _protected(rows, constraints))
     rows, records = [all_rows[i] for i in reps], [all_records[i] for i in reps]
@@ -174,8 +176,8 @@ def _name_keys(name: nz.PersonName) -> tuple[str, set[str], str]:
 
 
 def _resolve_persons(rows: list[IdentityRow], context: _CompanyContext, incremental: bool,
-                     constraints: Constraints, pair_log: Optional[list]) -> list[Mapping]:
-    all_rows, all_records = rows, _person_records(rows, context)
+                     constraints: Constraints, pair_log: Optional[list], phone_region: str) -> list[Mapping]:
+    all_rows, all_records = rows, _person_records(rows, context, phone_region)
     reps, rep_of, self_links = twins.collapse(rows, all_records, _self_link(scoring.score_persons),
                                               _protected(rows, constraints))
     rows, records = [all_rows[i] for i in reps], [all_records[i] for i in reps]

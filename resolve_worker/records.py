@@ -14,13 +14,13 @@ from resolve_worker import normalise as nz
 from resolve_worker import scoring
 
 
-def company_records(rows: list) -> list[scoring.CompanyRecord]:
+def company_records(rows: list, phone_region: str = nz.DEFAULT_PHONE_REGION) -> list[scoring.CompanyRecord]:
     """One record per row; identical rows share one record object (their twins collapse)."""
     out, same = [], {}
     for i, row in enumerate(rows):
         # ``CompanyRecord.signature()``'s values: a record is built only for a new one
         said = (nz.normalise_company_name(row.name), frozenset(nz.company_domains(row.domains)),
-                nz.normalise_phone(row.phone))
+                nz.normalise_phone(row.phone, phone_region))
         rec = same.get(said)
         if rec is None:
             rec = same[said] = scoring.CompanyRecord(i, *said)
@@ -155,7 +155,8 @@ _DETAILS = attrgetter("phone", "title", "is_internal")
 _PINNED = attrgetter("pinned")
 
 
-def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRecord]:
+def person_records(rows: list, context: CompanyContext,
+                   phone_region: str = nz.DEFAULT_PHONE_REGION) -> list[scoring.PersonRecord]:
     """One record per row; identical rows share one record, normalised and parsed once."""
     slot_of: dict = {}  # raw row values -> index of the first row saying them
     firsts: list[int] = []
@@ -204,12 +205,12 @@ def person_records(rows: list, context: CompanyContext) -> list[scoring.PersonRe
         try:
             phone = phones_of.get(row.phone, False)
             if phone is False:
-                phone = phones_of[row.phone] = nz.normalise_phone(row.phone)
+                phone = phones_of[row.phone] = nz.normalise_phone(row.phone, phone_region)
             title = titles_of.get(row.title, False)
             if title is False:
                 title = titles_of[row.title] = nz.normalise_title(row.title)
         except TypeError:
-            phone, title = nz.normalise_phone(row.phone), nz.normalise_title(row.title)
+            phone, title = nz.normalise_phone(row.phone, phone_region), nz.normalise_title(row.title)
         # ``PersonRecord.signature()``'s values: one object per distinct record, whichever source
         # said it, built only when new (keys and ids are computed once per object)
         said = (name, frozenset(emails), work, phone, title, companies, bool(row.is_internal))

@@ -2,6 +2,7 @@
 across runs, the Redis cache invalidated on merges, interactions linked, evidence and accuracy."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -172,3 +173,14 @@ def test_demo_summary_shows_entities_unified_across_sources(world):
                         "timings": {}, "phase_seconds": {}, "unified": list(unified.values())})
     assert "One person across sources" in text and "One company across sources" in text
     assert "domain_exact" in text
+
+
+def test_the_configured_phone_region_reads_national_numbers(world):
+    settings, _ = world
+    add_identity(settings, "hubspot", "contacts", "uk1", name="Priya Patel", phone="020 7946 0958")
+    add_identity(settings, "salesforce", "Contact", "uk2", name="Priya Patel", phone="+44 20 7946 0958")
+    entities.resolve_all(settings)  # US, the default: 020 7946 0958 is no number there, a bare name joins nobody
+    assert entity(settings, "hubspot", "contacts", "uk1") != entity(settings, "salesforce", "Contact", "uk2")
+    # what an operator does after setting PAYREADY_DEFAULT_PHONE_REGION=GB: a full run
+    entities.resolve_all(dataclasses.replace(settings, default_phone_region="GB"), full=True)
+    assert entity(settings, "hubspot", "contacts", "uk1") == entity(settings, "salesforce", "Contact", "uk2")

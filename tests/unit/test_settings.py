@@ -64,6 +64,18 @@ def test_values_are_parsed_to_their_types():
     assert s.log_level == "DEBUG"
 
 
+@pytest.mark.parametrize("raw, expected", [(None, "US"), ("GB", "GB"), (" de ", "DE"), ("us", "US")])
+def test_default_phone_region_is_a_country_phone_numbers_know(raw, expected):
+    env = {} if raw is None else {"PAYREADY_DEFAULT_PHONE_REGION": raw}
+    assert load(env).default_phone_region == expected
+
+
+@pytest.mark.parametrize("raw", ["XX", "usa", "U", "1", "001", "United Kingdom", "U.S."])
+def test_unknown_phone_region_fails_start_naming_the_variable(raw):
+    with pytest.raises(ConfigError, match=r"PAYREADY_DEFAULT_PHONE_REGION=.*ISO 3166 alpha-2"):
+        load({"PAYREADY_DEFAULT_PHONE_REGION": raw})
+
+
 def test_empty_value_means_unset():
     assert load({"PAYREADY_BATCH_SIZE": ""}).batch_size == 1000
 
