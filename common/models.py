@@ -311,6 +311,17 @@ class InteractionToLink(Base):
     interaction_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)  # no foreign key: 0008
 
 
+class ResolveRulesApplied(Base):
+    """The matching rules the stored mappings were made by (one row): a run under other rules
+    re-clusters every identity once (0009)."""
+
+    __tablename__ = "resolve_rules_applied"
+    singleton: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True, server_default=sa.true())
+    rules: Mapped[str] = mapped_column(sa.Text)
+    applied_at: Mapped[dt.datetime] = mapped_column(TS, server_default=sa.func.now())
+    __table_args__ = (sa.CheckConstraint("singleton", name="resolve_rules_applied_one_row"),)
+
+
 class InteractionEntity(Base):
     """Resolved persons/companies of an interaction; ``occurred_at`` copied for the timeline index."""
 

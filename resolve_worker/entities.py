@@ -30,6 +30,7 @@ class ResolveStats:
     companies: int = 0
     links: int = 0
     changed: int = 0  # mappings inserted or rewritten (unchanged ones are not, even in a full run)
+    full: bool = False  # every identity re-clustered: asked for, or the rules differ from the stored ones
     timelines_invalidated: int = 0
     seconds: float = 0.0
     phases: dict = field(default_factory=dict)  # wall seconds per step, in run order
@@ -64,6 +65,12 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         overrides = _load_overrides(conn)
         constraints, pins = resolve_overrides.constraints_and_pins(overrides)
         rows = _load(conn, pins)
+        rules = matching.rules(settings.default_phone_region)
+        applied = conn.execute(sa.text("SELECT rules FROM resolve_rules_applied")).scalar()
+        if not full and applied != rules:
+            # mappings made under other rules (or before they were recorded) are re-examined once
+            log.info("resolve rules are %r, mappings were made by %r: every identity re-clustered", rules, applied)
+            full = True
         watch.lap("load")
         before = {r.key: r.existing_entity_id for r in rows}
         mappings = matching.resolve(rows, incremental=not full, constraints=constraints,
@@ -81,8 +88,11 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         remapped = [m.key for m in mappings if before.get(m.key) != m.entity_id]
         links, links_changed = resolve_links.link(conn, full, remapped, heads_changed, len(rows))
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
+        conn.execute(sa.text("INSERT INTO resolve_rules_applied (singleton, rules) VALUES (true, :r) "
+                             "ON CONFLICT (singleton) DO UPDATE SET rules = EXCLUDED.rules, applied_at = now() "
+                             "WHERE resolve_rules_applied.rules <> EXCLUDED.rules"), {"r": rules})
         watch.lap("links")
-        stats = ResolveStats(identities=len(rows), links=links, changed=written,
+        stats = ResolveStats(identities=len(rows), links=links, changed=written, full=full,
                              persons=len({m.entity_id for m in mappings if m.entity_type == "person"}),
                              companies=len({m.entity_id for m in mappings if m.entity_type == "company"}))
     watch.lap("commit")
@@ -95,7 +105,8 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
     watch.lap("caches")
     stats.seconds = round(time.perf_counter() - started, 3)
     stats.phases = watch.laps
-    log.info("resolve identities=%d persons=%d companies=%d changed=%d links=%d ms=%.0f (%s)", stats.identities,
+    log.info("resolve %s identities=%d persons=%d companies=%d changed=%d links=%d ms=%.0f (%s)",
+             "full" if full else "routine", stats.identities,
              stats.persons, stats.companies, stats.changed, stats.links, stats.seconds * 1000,
              " ".join(f"{k}={v * 1000:.0f}" for k, v in watch.laps.items()))
     return stats

@@ -25,6 +25,16 @@ from resolve_worker.normalise import (SHARED_LOCAL_PARTS, WEBMAIL, is_shared_inb
                                       normalise_company_name, normalise_domain, normalise_email)
 
 Key = tuple[str, str, str]
+
+# Bump on any change to normalising, blocking, scoring or clustering that could group identities
+# already resolved differently: routine runs score only pairs that involve a new or changed
+# identity, so the first run under new rules re-clusters every identity once (entities.py).
+RULES_VERSION = "2026-11-28.1"  # phones in E.164 by region; merges admit only fitting names; star + chain
+
+
+def rules(phone_region: str) -> str:
+    """What the mappings made now depend on, as stored beside them: the rules and the phone region."""
+    return f"{RULES_VERSION} phone_region={phone_region}"
 _key = attrgetter("source", "source_type", "source_id")  # IdentityRow.key without a Python call
 
 

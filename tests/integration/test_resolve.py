@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from api import services
 from common import db, metrics
 from ingest_worker import upserts
-from resolve_worker import accuracy, cache, entities, manual
+from resolve_worker import accuracy, cache, entities, manual, matching
 
 
 def add_identity(settings, source, source_type, source_id, *, name=None, emails=(), entity_type="person",
@@ -181,6 +181,28 @@ def test_the_configured_phone_region_reads_national_numbers(world):
     add_identity(settings, "salesforce", "Contact", "uk2", name="Priya Patel", phone="+44 20 7946 0958")
     entities.resolve_all(settings)  # US, the default: 020 7946 0958 is no number there, a bare name joins nobody
     assert entity(settings, "hubspot", "contacts", "uk1") != entity(settings, "salesforce", "Contact", "uk2")
-    # what an operator does after setting PAYREADY_DEFAULT_PHONE_REGION=GB: a full run
-    entities.resolve_all(dataclasses.replace(settings, default_phone_region="GB"), full=True)
+    # PAYREADY_DEFAULT_PHONE_REGION=GB set: no new identity, yet the next routine run re-clusters
+    # every identity once (a routine run scores only new ones), then routine runs are routine again
+    in_gb = dataclasses.replace(settings, default_phone_region="GB")
+    assert entities.resolve_all(in_gb).full
     assert entity(settings, "hubspot", "contacts", "uk1") == entity(settings, "salesforce", "Contact", "uk2")
+    assert rules_applied(settings) == matching.rules("GB")
+    assert not entities.resolve_all(in_gb).full
+
+
+def rules_applied(settings):
+    with db.transaction(settings) as conn:
+        return conn.execute(sa.text("SELECT rules FROM resolve_rules_applied")).scalar()
+
+
+def test_the_first_run_under_new_rules_re_clusters_every_identity_once(world, monkeypatch):
+    settings, _ = world
+    entities.resolve_all(settings)  # settle: whatever ran before, the stored rules are now these
+    assert not entities.resolve_all(settings).full
+    assert rules_applied(settings) == matching.rules(settings.default_phone_region)
+    monkeypatch.setattr(matching, "RULES_VERSION", "a-later-rule")
+    stats = entities.resolve_all(settings)
+    assert stats.full and stats.identities > 0
+    assert rules_applied(settings) == matching.rules(settings.default_phone_region) and "a-later-rule" in rules_applied(settings)
+    assert not entities.resolve_all(settings).full
+    assert entities.resolve_all(settings, full=True).full  # asked for: full whatever the rules
