@@ -29,7 +29,7 @@ Key = tuple[str, str, str]
 # Bump on any change to normalising, blocking, scoring or clustering that could group identities
 # already resolved differently: routine runs score only pairs that involve a new or changed
 # identity, so the first run under new rules re-clusters every identity once (entities.py).
-RULES_VERSION = "2026-11-28.1"  # phones in E.164 by region; merges admit only fitting names; star + chain
+RULES_VERSION = "2026-11-28.1"  # phones in E.164 by region, placeholders none; merges admit fitting names; star+chain
 
 
 def rules(phone_region: str) -> str:

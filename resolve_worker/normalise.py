@@ -239,10 +239,23 @@ _NANP_FORM = re.compile(r"(\+?1[ .\-]?)?(?:\(([2-9]\d\d)\)[ .\-]?|([2-9]\d\d)[ .
 def normalise_phone(raw: object, region: str = DEFAULT_PHONE_REGION) -> Optional[str]:
     """The number in E.164 (+14155550101), extension dropped; written without a country code, it is
     read as a number of ``region`` (ISO 3166 alpha-2, upper case). None unless it is a possible
-    number with its area code (a seven-digit local number names a different line per area)."""
+    number with its area code (a seven-digit local number names a different line per area), and
+    not a number typed for want of one (``is_placeholder_phone``)."""
     if not isinstance(raw, str) or not isinstance(region, str):
         return None
-    return _e164(raw, region)
+    number = _e164(raw, region)
+    return None if number is None or is_placeholder_phone(number) else number
+
+
+# what forms ask for and people type when they have no number: many records share one, so as
+# evidence it would join strangers (a phone is +6.5 log-odds, a blocking key too)
+_PLACEHOLDER_TAILS = frozenset({"1234567890", "0123456789", "9876543210"})
+
+
+def is_placeholder_phone(e164: str) -> bool:
+    """000-000-0000, 555-555-5555, 123-456-7890 and the like: its last seven digits one digit
+    repeated, or its last ten a run up or down."""
+    return len(set(e164[-7:])) == 1 or e164[-10:] in _PLACEHOLDER_TAILS
 
 
 @functools.lru_cache(maxsize=262_144)
