@@ -16,20 +16,29 @@ pytestmark = pytest.mark.integration
 SOURCES = ("gong", "slack", "hubspot", "salesforce")
 
 
-@pytest.fixture(scope="module")
-def world(stack_urls, tmp_path_factory):
+def _ingested(stack_urls, tmp_path_factory, name: str, sources: tuple[str, ...]):
     from common.cli import migrate
     from tests.conftest import activate, drop_domain, make_settings
 
     landing = tmp_path_factory.mktemp("landing")
     generate(landing, scale=2, seed=5)
-    settings = make_settings(stack_urls, "t_links", landing_dir=landing)
+    settings = make_settings(stack_urls, name, landing_dir=landing)
     activate(settings)
     migrate(settings)
-    for source in SOURCES[:2]:
+    for source in sources:
         pipeline.process_source(settings, source, None)
     yield settings
     drop_domain(settings)
+
+
+@pytest.fixture(scope="module")
+def world(stack_urls, tmp_path_factory):
+    yield from _ingested(stack_urls, tmp_path_factory, "t_links", SOURCES[:2])
+
+
+@pytest.fixture(scope="module")
+def every_source(stack_urls, tmp_path_factory):
+    yield from _ingested(stack_urls, tmp_path_factory, "t_links_all", SOURCES)
 
 
 def _links(conn: sa.engine.Connection) -> set:
@@ -163,3 +172,13 @@ def test_a_full_run_takes_the_queue_and_rederives_everything(world):
     assert _queued(settings) == 0
     with db.transaction(settings) as conn:
         assert _links(conn) == _derived_from_scratch(settings)
+
+
+def test_a_first_run_fills_the_empty_table_with_what_a_full_derivation_gives(every_source):
+    """The first run inserts into an empty table without comparing (links.py); it must still give
+    every person and company link, persons' companies included, each once."""
+    first = _routine_run_matches_full_derivation(every_source)
+    assert {entity_type for _, _, entity_type, _ in first} == {"person", "company"}
+    assert _one(every_source, "SELECT count(*) FROM interaction_entities ie JOIN persons p ON "
+                              "p.company_id = ie.entity_id JOIN interaction_entities pe ON pe.entity_id = p.id "
+                              "AND pe.interaction_id = ie.interaction_id")[0] > 0
