@@ -9,7 +9,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Optional
 
 import orjson
 import sqlalchemy as sa
@@ -21,6 +21,8 @@ from resolve_worker import links as resolve_links
 from resolve_worker import overrides as resolve_overrides
 
 log = logging.getLogger("payready.resolve")
+
+Key = tuple[str, str, str]
 
 
 @dataclass
@@ -63,7 +65,7 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         conn.execute(sa.text("LOCK TABLE entity_mappings IN SHARE ROW EXCLUSIVE MODE"))  # one resolver at a time
         overrides = _load_overrides(conn)
         constraints, pins = resolve_overrides.constraints_and_pins(overrides)
-        rows = _load(conn, pins)
+        rows, stored = _load(conn, pins)
         watch.lap("load")
         before = {r.key: r.existing_entity_id for r in rows}
         mappings = matching.resolve(rows, incremental=not full, constraints=constraints)
@@ -73,7 +75,8 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         by_key = {r.key: r for r in rows}
         written = _write_mappings(conn, changed, pinned={k for k in pins})
         watch.lap("mappings")
-        heads_changed = _write_entities(conn, mappings, by_key)
+        touched = None if full else _touched(mappings, by_key, stored)
+        heads_changed = _write_entities(conn, mappings, by_key, touched)
         heads_changed |= _delete_orphans(conn)
         watch.lap("entities")
         remapped = [m.key for m in mappings if before.get(m.key) != m.entity_id]
@@ -110,16 +113,20 @@ _LOAD_SQL = (
     "WHERE si.entity_type IN ('person', 'company')")
 
 
-def _load(conn: sa.engine.Connection, pins: dict) -> list[matching.IdentityRow]:
+def _load(conn: sa.engine.Connection, pins: dict) -> tuple[list[matching.IdentityRow], dict[Key, Optional[str]]]:
+    """The identities to resolve, and the entity each one's stored mapping names (a row's
+    ``existing_entity_id`` is its pin's entity when it has one: what the matcher must keep)."""
     with conn.connection.dbapi_connection.cursor() as cur:
         cur.execute(_LOAD_SQL)
         fetched = cur.fetchall()
     rows = []
+    stored = {}
     loads, row = orjson.loads, matching.IdentityRow
     for (source, source_type, source_id, entity_type, name, emails, domains, company_source_type,
          company_source_id, entity_id, pinned, phone, title, company_name, is_internal, linked,
          changed) in fetched:
         key = (source, source_type, source_id)
+        stored[key] = entity_id
         linked = loads(linked) if linked else None
         rows.append(row(
             source, source_type, source_id, entity_type, name, list(loads(emails) or ()) if emails else [],
@@ -127,7 +134,7 @@ def _load(conn: sa.engine.Connection, pins: dict) -> list[matching.IdentityRow]:
             pins.get(key) or entity_id, pinned or key in pins, phone, title, company_name,
             (linked.get("source"), linked.get("source_type"), linked.get("source_id"))
             if isinstance(linked, dict) else None, is_internal, changed))
-    return rows
+    return rows, stored
 
 
 def _load_overrides(conn: sa.engine.Connection) -> list[resolve_overrides.Override]:
@@ -138,9 +145,35 @@ def _load_overrides(conn: sa.engine.Connection) -> list[resolve_overrides.Overri
                                        [resolve_overrides.as_key(k) for k in r["apart_keys"]]) for r in rows]
 
 
-def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping], by_key: dict) -> set[str]:
+@dataclass(frozen=True)
+class Touched:
+    """What a routine run changed, which is all an entity's head can depend on: ``entities`` gained,
+    lost or hold a member whose values changed; ``moved`` identities now map elsewhere."""
+    entities: set[str]
+    moved: set[Key]
+
+
+def _touched(mappings: list[matching.Mapping], by_key: dict, stored: dict[Key, Optional[str]]) -> Touched:
+    moved = {m.key for m in mappings if stored.get(m.key) != m.entity_id}
+    changed = moved | {m.key for m in mappings if by_key[m.key].changed}
+    entities = {m.entity_id for m in mappings if m.key in changed}
+    return Touched(entities | {stored[k] for k in changed if stored.get(k)}, moved)
+
+
+def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping], by_key: dict,
+                    touched: Optional[Touched] = None) -> set[str]:
     """Upsert persons (head and staff mark) and companies; the ids of those inserted or changed (their
-    timeline heads)."""
+    timeline heads). With ``touched`` (a routine run), only the heads that can differ from the
+    stored ones are computed and sent:
+
+    * a company's head is its members' values: only a touched company's can change;
+    * a person's is its members' values, the company each member's company identity maps to, else
+      the company that claims most its addresses' domains: a touched person, one whose member names
+      a moved company identity, or one with an address at a domain whose claims changed. A domain's
+      claims change only through a member of a touched company: one it had (in the company's stored
+      ``domains``, read before the upsert) or has now.
+
+    So a change of the head rules themselves (``heads.py``) reaches stored heads by a full run."""
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for m in mappings:
         groups[(m.entity_type, m.entity_id)].append(by_key[m.key])
@@ -153,15 +186,21 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
         member_domains = [{d for d in map(matching.normalise_domain, r.domains) if d and d not in matching.WEBMAIL}
                           for r in members]
         domain_claims += [(d, eid) for ds in member_domains for d in ds]
-        domains = sorted(set().union(*member_domains))
-        company_rows.append({"id": eid, "name": heads.company_name(r.name for r in members),
-                             "primary_domain": domains[0] if domains else None, "domains": domains})
+        if touched is None or eid in touched.entities:
+            domains = sorted(set().union(*member_domains))
+            company_rows.append({"id": eid, "name": heads.company_name(r.name for r in members),
+                                 "primary_domain": domains[0] if domains else None, "domains": domains})
     company_by_domain = heads.company_by_domain(domain_claims)
+    reclaimed = None if touched is None else _reclaimed_domains(conn, touched, company_rows)
     person_rows = []
     for (etype, eid), members in groups.items():
         if etype != "person":
             continue
         emails = [e for r in members for e in (matching.normalise_email(x) for x in r.emails) if e]
+        if reclaimed is not None and eid not in touched.entities and not any(
+                (r.source, r.company_source_type, r.company_source_id) in touched.moved for r in members) and not any(
+                e.split("@")[1] in reclaimed for e in emails):
+            continue
         # every choice below is made from the members' values, not their order (heads.py)
         company = heads.most_common_id(company_of_identity.get((r.source, r.company_source_type, r.company_source_id))
                                        for r in members if r.company_source_id)
@@ -175,6 +214,14 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
     changed = {str(i) for batch in _batches(company_rows) for (i,) in bulk.execute(conn, _COMPANY_SQL, batch)}
     changed |= {str(i) for batch in _batches(person_rows) for (i,) in bulk.execute(conn, _PERSON_SQL, batch)}
     return changed
+
+
+def _reclaimed_domains(conn: sa.engine.Connection, touched: Touched, company_rows: list[dict]) -> set[str]:
+    """Domains a touched company claimed before this run (stored) or claims now."""
+    ids = sorted(touched.entities)
+    before = conn.execute(sa.text("SELECT DISTINCT jsonb_array_elements_text(domains) FROM companies "
+                                  "WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids}).scalars() if ids else ()
+    return set(before) | {d for row in company_rows for d in row["domains"]}
 
 
 def _upsert_sql(table: str, columns: tuple[tuple[str, str], ...], key: tuple[str, ...], when: str = "",

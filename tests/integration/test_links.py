@@ -10,6 +10,7 @@ from common import db
 from ingest_worker import pipeline, upserts
 from ingest_worker.generate import generate
 from resolve_worker import entities, links, manual
+from tests.integration.test_heads_scope import heads_a_full_recomputation_would_change
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +71,7 @@ def _routine_run_matches_full_derivation(settings) -> set:
         routine = _links(conn)
     assert routine == _derived_from_scratch(settings)
     assert stats.links == len(routine)
+    assert heads_a_full_recomputation_would_change(settings) == set()  # heads are computed by scope too
     return routine
 
 
