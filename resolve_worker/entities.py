@@ -79,7 +79,8 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         heads_changed = _write_entities(conn, mappings, by_key, touched)
         heads_changed |= _delete_orphans(conn)
         watch.lap("entities")
-        remapped = [m.key for m in mappings if before.get(m.key) != m.entity_id]
+        # against the stored mapping: a pin's run moves its identity though ``before`` names the pin
+        remapped = [m.key for m in mappings if stored.get(m.key) != m.entity_id]
         links, links_changed = resolve_links.link(conn, full, remapped, heads_changed, len(rows))
         conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
         watch.lap("links")

@@ -184,3 +184,27 @@ def test_a_first_run_fills_the_empty_table_with_what_a_full_derivation_gives(eve
     assert _one(every_source, "SELECT count(*) FROM interaction_entities ie JOIN persons p ON "
                               "p.company_id = ie.entity_id JOIN interaction_entities pe ON pe.entity_id = p.id "
                               "AND pe.interaction_id = ie.interaction_id")[0] > 0
+
+
+def test_a_pinned_identity_takes_its_links_to_the_entity_it_is_pinned_to(world):
+    """The run a pin starts moves the identity's mapping; its interactions are re-derived even
+    when the head of the entity it leaves does not change (a twin of it stays behind)."""
+    settings = world
+    entities.resolve_all(settings)
+    twin = _one(settings, """
+        SELECT em.source, em.source_type, em.source_id, em.entity_id::text FROM entity_mappings em
+          JOIN source_identities si USING (source, source_type, source_id)
+         WHERE em.entity_type = 'person' AND EXISTS (SELECT 1 FROM participants p JOIN interactions i
+               ON i.id = p.interaction_id WHERE i.source = em.source AND p.source_type = em.source_type
+               AND p.source_id = em.source_id)
+           AND EXISTS (SELECT 1 FROM entity_mappings o JOIN source_identities so USING (source, source_type, source_id)
+               WHERE o.entity_id = em.entity_id AND (o.source, o.source_type, o.source_id) <>
+               (em.source, em.source_type, em.source_id) AND so.name = si.name AND so.emails = si.emails)
+         ORDER BY 1, 2, 3 LIMIT 1""")
+    assert twin is not None, "the generated data has a person with two identical identities"
+    key, left = tuple(twin[:3]), twin[3]
+    other = _one(settings, "SELECT entity_id::text FROM interaction_entities WHERE entity_type = 'person' "
+                           "AND entity_id <> CAST(:e AS uuid) ORDER BY 1 LIMIT 1", e=left)[0]
+    manual.pin(settings, key, other)
+    with db.transaction(settings) as conn:
+        assert _links(conn) == _derived_from_scratch(settings)
