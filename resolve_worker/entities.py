@@ -77,7 +77,7 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         watch.lap("mappings")
         touched = None if full else _touched(mappings, by_key, stored)
         heads_changed = _write_entities(conn, mappings, by_key, touched)
-        heads_changed |= _delete_orphans(conn)
+        heads_changed |= _delete_orphans(conn, touched)
         watch.lap("entities")
         # against the stored mapping: a pin's run moves its identity though ``before`` names the pin
         remapped = [m.key for m in mappings if stored.get(m.key) != m.entity_id]
@@ -175,6 +175,8 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
       ``domains``, read before the upsert) or has now.
 
     So a change of the head rules themselves (``heads.py``) reaches stored heads by a full run."""
+    if touched is not None and not touched.entities:  # nothing moved or changed: no head can differ
+        return set()
     groups: dict[tuple[str, str], list] = defaultdict(list)
     for m in mappings:
         groups[(m.entity_type, m.entity_id)].append(by_key[m.key])
@@ -266,11 +268,17 @@ def _write_mappings(conn: sa.engine.Connection, mappings: list[matching.Mapping]
     return sum(len(bulk.execute(conn, _MAPPING_SQL, batch)) for batch in _batches(rows))
 
 
-def _delete_orphans(conn: sa.engine.Connection) -> set[str]:
-    """Entities no identity points at any more (merged away) are removed; their ids."""
-    persons = conn.execute(sa.text("DELETE FROM persons p WHERE NOT EXISTS "
-                                   "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = p.id) RETURNING id::text"))
-    companies = conn.execute(sa.text("DELETE FROM companies c WHERE NOT EXISTS "
-                                     "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = c.id) RETURNING id::text"))
+def _delete_orphans(conn: sa.engine.Connection, touched: Optional[Touched] = None) -> set[str]:
+    """Entities no identity points at any more (merged away) are removed; their ids. Only an entity
+    a member left can become one: with ``touched`` (a routine run) only those are looked at."""
+    if touched is not None and not touched.entities:
+        return set()
+    among = "" if touched is None else " AND {alias}.id = ANY(CAST(:ids AS uuid[]))"
+    params = {} if touched is None else {"ids": sorted(touched.entities)}
+    persons = conn.execute(sa.text("DELETE FROM persons p WHERE NOT EXISTS (SELECT 1 FROM entity_mappings em "
+                                   "WHERE em.entity_id = p.id)" + among.format(alias="p") + " RETURNING id::text"),
+                           params)
+    companies = conn.execute(sa.text("DELETE FROM companies c WHERE NOT EXISTS (SELECT 1 FROM entity_mappings em "
+                                     "WHERE em.entity_id = c.id)" + among.format(alias="c") + " RETURNING id::text"),
+                             params)
     return set(persons.scalars()) | set(companies.scalars())
-

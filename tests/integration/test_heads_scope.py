@@ -31,9 +31,18 @@ def heads_a_full_recomputation_would_change(settings) -> set[str]:
             transaction.rollback()
 
 
+def entities_without_identities(settings) -> int:
+    with db.transaction(settings) as conn:
+        return conn.execute(sa.text(
+            "SELECT (SELECT count(*) FROM persons p WHERE NOT EXISTS (SELECT 1 FROM entity_mappings em "
+            "WHERE em.entity_id = p.id)) + (SELECT count(*) FROM companies c WHERE NOT EXISTS "
+            "(SELECT 1 FROM entity_mappings em WHERE em.entity_id = c.id))")).scalar()
+
+
 def _routine_run_keeps_the_heads_a_full_recomputation_gives(settings) -> None:
     entities.resolve_all(settings)
     assert heads_a_full_recomputation_would_change(settings) == set()
+    assert entities_without_identities(settings) == 0
 
 
 def _identity(settings, source, source_type, source_id, name, *, entity_type="person", emails=(), domains=(),
@@ -96,6 +105,7 @@ def test_routine_runs_keep_the_heads_a_full_recomputation_gives(domain):
     # the company identity a person names moves to another company (a merge)
     manual.merge(domain, entity(domain, *yarrow), entity(domain, *zenith))
     assert heads_a_full_recomputation_would_change(domain) == set()
+    assert entities_without_identities(domain) == 0  # the company merged away is gone
     assert _company_of(domain, quinn) == entity(domain, *yarrow)
 
     # members leave an entity: the head of the one they leave changes (its most common address)
