@@ -55,8 +55,17 @@ _GONE_SQL = (
 _CAME_SQL = (
     "WITH came AS (INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at) "
     "SELECT n.entity_id, n.interaction_id, n.entity_type, n.occurred_at FROM new_links n WHERE NOT EXISTS "
-    f"(SELECT 1 FROM interaction_entities ie WHERE {_SAME_LINK}) ON CONFLICT DO NOTHING RETURNING entity_id) "
-    "SELECT DISTINCT entity_id::text FROM came")
+    f"(SELECT 1 FROM interaction_entities ie WHERE {_SAME_LINK}) ORDER BY n.entity_id, n.interaction_id "
+    "ON CONFLICT DO NOTHING RETURNING entity_id) SELECT DISTINCT entity_id::text FROM came")
+# Into an empty table (a first run) every derived link is new: no anti-join, no speculative
+# insertion (ON CONFLICT costs a unique-index probe per row; DISTINCT ON over the sort drops the
+# same duplicates), and rows in the order of the two indexes that lead with entity_id, so their
+# leaf pages fill one after another. At 450k links the backend's CPU went from ~15 s to ~8 s,
+# about half of what is left being the foreign-key check per row (see the README's "Links").
+_INTO_EMPTY_SQL = (
+    "INSERT INTO interaction_entities (entity_id, interaction_id, entity_type, occurred_at) "
+    "SELECT DISTINCT ON (entity_id, interaction_id) entity_id, interaction_id, entity_type, occurred_at "
+    "FROM new_links ORDER BY entity_id, interaction_id")
 
 # the interactions a routine run re-derives (taking the queue empties it: rows queued by an ingest
 # that commits later stay for the next run)
@@ -99,6 +108,12 @@ def link(conn: sa.engine.Connection, full: bool, remapped: list[Key], entities: 
     conn.execute(sa.text(_PERSON_LINKS_SQL.format(scope=scope)))
     conn.execute(sa.text(_COMPANY_LINKS_SQL.format(scope=scope)))
     conn.execute(sa.text("ANALYZE new_links"))  # temp tables get no autovacuum statistics
+    # no link at all (a first run, whatever its scope): nothing to delete or compare against; only
+    # the resolver writes links, one run at a time (its table lock), so the table stays empty
+    if not conn.execute(sa.text("SELECT EXISTS (SELECT FROM interaction_entities)")).scalar():
+        conn.execute(sa.text(_INTO_EMPTY_SQL))
+        came = conn.execute(sa.text("SELECT DISTINCT entity_id::text FROM new_links")).scalars().all()
+        return conn.execute(sa.text("SELECT count(*) FROM interaction_entities")).scalar(), set(came)
     gone = conn.execute(sa.text(_GONE_SQL.format(
         using="USING relink r" if scope else "",
         scope="ie.interaction_id = r.interaction_id AND" if scope else ""))).scalars().all()

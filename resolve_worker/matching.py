@@ -26,8 +26,8 @@ from resolve_worker.normalise import (SHARED_LOCAL_PARTS, WEBMAIL, is_shared_inb
 
 Key = tuple[str, str, str]
 
-# Bump on any change to normalising, blocking, scoring or clustering that could group identities
-# already resolved differently: routine runs score only pairs that involve a new or changed
+# Bump on any change to normalising, blocking, scoring, clustering or heads (heads.py) that could
+# group or show identities already resolved differently: routine runs score only pairs that involve a new or changed
 # identity, so the first run under new rules re-clusters every identity once (entities.py).
 RULES_VERSION = "2026-11-28.1"  # phones in E.164 by region, placeholders none; merges admit fitting names; star+chain
 

@@ -10,26 +10,36 @@ from common import db
 from ingest_worker import pipeline, upserts
 from ingest_worker.generate import generate
 from resolve_worker import entities, links, manual
+from tests.integration.test_heads_scope import heads_a_full_recomputation_would_change
 
 pytestmark = pytest.mark.integration
 
 SOURCES = ("gong", "slack", "hubspot", "salesforce")
 
 
-@pytest.fixture(scope="module")
-def world(stack_urls, tmp_path_factory):
+def _ingested(stack_urls, tmp_path_factory, name: str, sources: tuple[str, ...]):
     from common.cli import migrate
     from tests.conftest import activate, drop_domain, make_settings
 
     landing = tmp_path_factory.mktemp("landing")
     generate(landing, scale=2, seed=5)
-    settings = make_settings(stack_urls, "t_links", landing_dir=landing)
+    settings = make_settings(stack_urls, name, landing_dir=landing)
     activate(settings)
     migrate(settings)
-    for source in SOURCES[:2]:
+    for source in sources:
         pipeline.process_source(settings, source, None)
     yield settings
     drop_domain(settings)
+
+
+@pytest.fixture(scope="module")
+def world(stack_urls, tmp_path_factory):
+    yield from _ingested(stack_urls, tmp_path_factory, "t_links", SOURCES[:2])
+
+
+@pytest.fixture(scope="module")
+def every_source(stack_urls, tmp_path_factory):
+    yield from _ingested(stack_urls, tmp_path_factory, "t_links_all", SOURCES)
 
 
 def _links(conn: sa.engine.Connection) -> set:
@@ -61,6 +71,7 @@ def _routine_run_matches_full_derivation(settings) -> set:
         routine = _links(conn)
     assert routine == _derived_from_scratch(settings)
     assert stats.links == len(routine)
+    assert heads_a_full_recomputation_would_change(settings) == set()  # heads are computed by scope too
     return routine
 
 
@@ -161,5 +172,39 @@ def test_a_full_run_takes_the_queue_and_rederives_everything(world):
                              "ON CONFLICT DO NOTHING"))
     entities.resolve_all(settings, full=True)  # repairs links no queue named
     assert _queued(settings) == 0
+    with db.transaction(settings) as conn:
+        assert _links(conn) == _derived_from_scratch(settings)
+
+
+def test_a_first_run_fills_the_empty_table_with_what_a_full_derivation_gives(every_source):
+    """The first run inserts into an empty table without comparing (links.py); it must still give
+    every person and company link, persons' companies included, each once."""
+    first = _routine_run_matches_full_derivation(every_source)
+    assert {entity_type for _, _, entity_type, _ in first} == {"person", "company"}
+    assert _one(every_source, "SELECT count(*) FROM interaction_entities ie JOIN persons p ON "
+                              "p.company_id = ie.entity_id JOIN interaction_entities pe ON pe.entity_id = p.id "
+                              "AND pe.interaction_id = ie.interaction_id")[0] > 0
+
+
+def test_a_pinned_identity_takes_its_links_to_the_entity_it_is_pinned_to(world):
+    """The run a pin starts moves the identity's mapping; its interactions are re-derived even
+    when the head of the entity it leaves does not change (a twin of it stays behind)."""
+    settings = world
+    entities.resolve_all(settings)
+    twin = _one(settings, """
+        SELECT em.source, em.source_type, em.source_id, em.entity_id::text FROM entity_mappings em
+          JOIN source_identities si USING (source, source_type, source_id)
+         WHERE em.entity_type = 'person' AND EXISTS (SELECT 1 FROM participants p JOIN interactions i
+               ON i.id = p.interaction_id WHERE i.source = em.source AND p.source_type = em.source_type
+               AND p.source_id = em.source_id)
+           AND EXISTS (SELECT 1 FROM entity_mappings o JOIN source_identities so USING (source, source_type, source_id)
+               WHERE o.entity_id = em.entity_id AND (o.source, o.source_type, o.source_id) <>
+               (em.source, em.source_type, em.source_id) AND so.name = si.name AND so.emails = si.emails)
+         ORDER BY 1, 2, 3 LIMIT 1""")
+    assert twin is not None, "the generated data has a person with two identical identities"
+    key, left = tuple(twin[:3]), twin[3]
+    other = _one(settings, "SELECT entity_id::text FROM interaction_entities WHERE entity_type = 'person' "
+                           "AND entity_id <> CAST(:e AS uuid) ORDER BY 1 LIMIT 1", e=left)[0]
+    manual.pin(settings, key, other)
     with db.transaction(settings) as conn:
         assert _links(conn) == _derived_from_scratch(settings)

@@ -206,3 +206,38 @@ def test_the_first_run_under_new_rules_re_clusters_every_identity_once(world, mo
     assert rules_applied(settings) == matching.rules(settings.default_phone_region) and "a-later-rule" in rules_applied(settings)
     assert not entities.resolve_all(settings).full
     assert entities.resolve_all(settings, full=True).full  # asked for: full whatever the rules
+
+
+def _staff(settings, person_id: str) -> bool:
+    with db.transaction(settings) as conn:
+        return conn.execute(sa.text("SELECT is_internal FROM persons WHERE id = CAST(:p AS uuid)"),
+                            {"p": person_id}).scalar()
+
+
+def _mark_identity_internal(settings, source_id: str, internal: bool) -> None:
+    """As the ingest writer does when a source's value changes: the identity is resolved again."""
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text("UPDATE source_identities SET is_internal = :v, resolved = false "
+                             "WHERE source = 'gong' AND source_type = 'parties' AND source_id = :i"),
+                     {"v": internal, "i": source_id})
+
+
+def test_a_person_is_staff_while_any_of_their_identities_is_internal(world):
+    world, _ = world
+    add_identity(world, "gong", "parties", "staff1", name="Wendy Staffer", emails=["wendy.staffer@ourco.example"])
+    add_identity(world, "hubspot", "contacts", "staff2", name="Wendy Staffer", emails=["wendy.staffer@ourco.example"])
+    add_identity(world, "gong", "parties", "staff3", name="Quentin Newhire", emails=["quentin.newhire@ourco.example"])
+    _mark_identity_internal(world, "staff3", True)  # staff from its first run on
+    entities.resolve_all(world)
+    wendy, quentin = entity(world, "gong", "parties", "staff1"), entity(world, "gong", "parties", "staff3")
+    assert wendy == entity(world, "hubspot", "contacts", "staff2")
+    assert (_staff(world, wendy), _staff(world, quentin)) == (False, True)
+
+    _mark_identity_internal(world, "staff1", True)  # one of her two identities
+    marked = entities.resolve_all(world)
+    assert (_staff(world, wendy), _staff(world, quentin)) == (True, True)
+    assert marked.timelines_invalidated == 1  # her head changed: her cached timeline is stale
+
+    _mark_identity_internal(world, "staff1", False)
+    entities.resolve_all(world)
+    assert _staff(world, wendy) is False
