@@ -283,7 +283,8 @@ class PersonSummary:
 
     def absorb(self, other: "PersonSummary") -> None:
         self.manual = self.manual or other.manual
-        self.core.extend(n for n in other.core if n not in self.core)
+        if other.core:  # only a merge a person made has any
+            self.core.extend(n for n in other.core if n not in self.core)
         for n in other.names:
             if len(self.names) < 12 and n not in self.names:
                 self.names.append(n)
@@ -320,7 +321,8 @@ class CompanySummary:
 
     def absorb(self, other: "CompanySummary") -> None:
         self.manual = self.manual or other.manual
-        self.core.extend(r for r in other.core if r not in self.core)
+        if other.core:
+            self.core.extend(r for r in other.core if r not in self.core)
         for r in other.records:
             if len(self.records) < 12:
                 self.records.append(r)
