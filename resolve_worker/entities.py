@@ -186,7 +186,8 @@ def _write_entities(conn: sa.engine.Connection, mappings: list[matching.Mapping]
       claims change only through a member of a touched company: one it had (in the company's stored
       ``domains``, read before the upsert) or has now.
 
-    So a change of the head rules themselves (``heads.py``) reaches stored heads by a full run."""
+    So a change of the head rules themselves (``heads.py``) reaches stored heads only by a full
+    run: such a change bumps ``matching.RULES_VERSION``, which makes the next run a full one."""
     if touched is not None and not touched.entities:  # nothing moved or changed: no head can differ
         return set()
     groups: dict[tuple[str, str], list] = defaultdict(list)

@@ -27,14 +27,18 @@ from resolve_worker.normalise import (SHARED_LOCAL_PARTS, WEBMAIL, is_shared_inb
 Key = tuple[str, str, str]
 
 # Bump on any change to normalising, blocking, scoring, clustering or heads (heads.py) that could
-# group or show identities already resolved differently: routine runs score only pairs that involve a new or changed
-# identity, so the first run under new rules re-clusters every identity once (entities.py).
-RULES_VERSION = "2026-11-28.1"  # phones in E.164 by region, placeholders none; merges admit fitting names; star+chain
+# group or show identities already resolved differently: routine runs score only pairs that involve
+# a new or changed identity, so the first run under new rules re-clusters every identity once
+# (entities.py). This one: phones in E.164 by region and placeholders none; a manual merge admits
+# only fitting names; an address's holders linked as a star and a chain.
+RULES_VERSION = "2026-11-28.1"
 
 
 def rules(phone_region: str) -> str:
     """What the mappings made now depend on, as stored beside them: the rules and the phone region."""
     return f"{RULES_VERSION} phone_region={phone_region}"
+
+
 _key = attrgetter("source", "source_type", "source_id")  # IdentityRow.key without a Python call
 
 
