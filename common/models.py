@@ -313,11 +313,13 @@ class InteractionToLink(Base):
 
 class ResolveRulesApplied(Base):
     """The matching rules the stored mappings were made by (one row): a run under other rules
-    re-clusters every identity once (0009)."""
+    re-clusters every identity once (0009); and the manual decisions they apply, as a fingerprint
+    of their ids: a routine run finding both unchanged and no identity to resolve skips matching (0010)."""
 
     __tablename__ = "resolve_rules_applied"
     singleton: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True, server_default=sa.true())
     rules: Mapped[str] = mapped_column(sa.Text)
+    overrides: Mapped[Optional[str]] = mapped_column(sa.Text, nullable=True)
     applied_at: Mapped[dt.datetime] = mapped_column(TS, server_default=sa.func.now())
     __table_args__ = (sa.CheckConstraint("singleton", name="resolve_rules_applied_one_row"),)
 

@@ -5,6 +5,7 @@ an interaction linked to an entity that does not exist yet.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -33,6 +34,7 @@ class ResolveStats:
     links: int = 0
     changed: int = 0  # mappings inserted or rewritten (unchanged ones are not, even in a full run)
     full: bool = False  # every identity re-clustered: asked for, or the rules differ from the stored ones
+    unchanged: bool = False  # nothing to resolve since the last run: matching skipped, queued interactions linked
     timelines_invalidated: int = 0
     seconds: float = 0.0
     phases: dict = field(default_factory=dict)  # wall seconds per step, in run order
@@ -62,11 +64,15 @@ def resolve_all(settings: Settings, full: bool = False) -> ResolveStats:
 def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
     started = time.perf_counter()
     watch = _Stopwatch()
+    if not full:
+        unchanged = _link_only(settings, watch, started)
+        if unchanged:
+            return unchanged
     with db.transaction(settings) as conn:
-        conn.execute(sa.text("LOCK TABLE entity_mappings IN SHARE ROW EXCLUSIVE MODE"))  # one resolver at a time
-        overrides = _load_overrides(conn)
+        conn.execute(sa.text(_LOCK_SQL))
+        overrides, seen = _load_overrides(conn)
         constraints, pins = resolve_overrides.constraints_and_pins(overrides)
-        rows, stored = _load(conn, pins)
+        rows, stored, unresolved = _load(conn, pins)
         rules = matching.rules(settings.default_phone_region)
         applied = conn.execute(sa.text("SELECT rules FROM resolve_rules_applied")).scalar()
         if not full and applied != rules:
@@ -90,10 +96,8 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
         # against the stored mapping: a pin's run moves its identity though ``before`` names the pin
         remapped = [m.key for m in mappings if stored.get(m.key) != m.entity_id]
         links, links_changed = resolve_links.link(conn, full, remapped, heads_changed, len(rows))
-        conn.execute(sa.text("UPDATE source_identities SET resolved = true WHERE NOT resolved"))
-        conn.execute(sa.text("INSERT INTO resolve_rules_applied (singleton, rules) VALUES (true, :r) "
-                             "ON CONFLICT (singleton) DO UPDATE SET rules = EXCLUDED.rules, applied_at = now() "
-                             "WHERE resolve_rules_applied.rules <> EXCLUDED.rules"), {"r": rules})
+        _mark_resolved(conn, unresolved)
+        conn.execute(sa.text(_APPLIED_SQL), {"r": rules, "o": seen})
         watch.lap("links")
         stats = ResolveStats(identities=len(rows), links=links, changed=written, full=full,
                              persons=len({m.entity_id for m in mappings if m.entity_type == "person"}),
@@ -115,31 +119,81 @@ def _resolve_all(settings: Settings, full: bool) -> ResolveStats:
     return stats
 
 
+_LOCK_SQL = "LOCK TABLE entity_mappings IN SHARE ROW EXCLUSIVE MODE"  # one resolver at a time
+# when the rules were first applied; the decisions applied (their fingerprint) kept up to date
+_APPLIED_SQL = (
+    "INSERT INTO resolve_rules_applied AS t (singleton, rules, overrides) VALUES (true, :r, :o) "
+    "ON CONFLICT (singleton) DO UPDATE SET rules = EXCLUDED.rules, overrides = EXCLUDED.overrides, "
+    "applied_at = CASE WHEN t.rules = EXCLUDED.rules THEN t.applied_at ELSE now() END "
+    "WHERE (t.rules, t.overrides) IS DISTINCT FROM (EXCLUDED.rules, EXCLUDED.overrides)")
+# an identity a routine run would score: new or changed since the last run (the ingest writer
+# clears ``resolved``), or without a mapping (the only other way a run would treat it as new)
+_UNRESOLVED_SQL = (
+    "SELECT EXISTS (SELECT FROM source_identities si WHERE si.entity_type IN ('person', 'company') "
+    "AND (NOT si.resolved OR NOT EXISTS (SELECT FROM entity_mappings em WHERE em.source = si.source "
+    "AND em.source_type = si.source_type AND em.source_id = si.source_id)))")
+_COUNTS_SQL = ("SELECT count(*), count(DISTINCT entity_id) FILTER (WHERE entity_type = 'person'), "
+               "count(DISTINCT entity_id) FILTER (WHERE entity_type = 'company') FROM entity_mappings")
+
+
+def _link_only(settings: Settings, watch: _Stopwatch, started: float) -> Optional[ResolveStats]:
+    """A routine run with nothing to resolve: the same identities, decisions and rules as the run
+    that made the stored mappings, so matching them again would give those mappings back (a second
+    run changes nothing: tests/unit/test_resolve_properties.py). Only the interactions the ingest
+    queued since then are linked. None, having written nothing, when there is something to resolve."""
+    with db.transaction(settings) as conn:
+        conn.execute(sa.text(_LOCK_SQL))
+        _, seen = _load_overrides(conn)
+        applied = conn.execute(sa.text("SELECT rules, overrides FROM resolve_rules_applied")).first()
+        if applied != (matching.rules(settings.default_phone_region), seen) or \
+                conn.execute(sa.text(_UNRESOLVED_SQL)).scalar():
+            return None
+        watch.lap("check")
+        links, links_changed = resolve_links.link(conn, False, [], ())
+        identities, persons, companies = conn.execute(sa.text(_COUNTS_SQL)).one()
+        watch.lap("links")
+    watch.lap("commit")
+    timeline_cache.stale_after_commit(settings, links_changed, "resolve")
+    watch.lap("caches")
+    stats = ResolveStats(identities=identities, persons=persons, companies=companies, links=links,
+                         unchanged=True, timelines_invalidated=len(links_changed),
+                         seconds=round(time.perf_counter() - started, 3), phases=watch.laps)
+    log.info("resolve unchanged identities=%d persons=%d companies=%d links=%d ms=%.0f (%s)",
+             identities, persons, companies, links, stats.seconds * 1000,
+             " ".join(f"{k}={v * 1000:.0f}" for k, v in watch.laps.items()))
+    return stats
+
+
 # text, not jsonb or uuid: orjson parses the arrays several times faster than psycopg2's json
 # typecaster, and ids stay the text the mappings carry (no uuid.UUID per row)
 _LOAD_SQL = (
     "SELECT si.source, si.source_type, si.source_id, si.entity_type, si.name, si.emails::text, si.domains::text, "
     "si.company_source_type, si.company_source_id, em.entity_id::text, COALESCE(em.pinned, false), "
     "si.phone, si.title, si.company_name, si.is_internal, (si.attributes -> 'linked_identity')::text, "
-    "NOT si.resolved "
+    "NOT si.resolved, CASE WHEN NOT si.resolved THEN si.xmin::text END "
     "FROM source_identities si LEFT JOIN entity_mappings em USING (source, source_type, source_id) "
     "WHERE si.entity_type IN ('person', 'company')")
 
 
-def _load(conn: sa.engine.Connection, pins: dict) -> tuple[list[matching.IdentityRow], dict[Key, Optional[str]]]:
-    """The identities to resolve, and the entity each one's stored mapping names (a row's
-    ``existing_entity_id`` is its pin's entity when it has one: what the matcher must keep)."""
+def _load(conn: sa.engine.Connection, pins: dict) -> tuple[list[matching.IdentityRow], dict[Key, Optional[str]],
+                                                          dict[Key, str]]:
+    """The identities to resolve, the entity each one's stored mapping names (a row's
+    ``existing_entity_id`` is its pin's entity when it has one: what the matcher must keep), and the
+    row version (``xmin``) of each new or changed one, for ``_mark_resolved``."""
     with conn.connection.dbapi_connection.cursor() as cur:
         cur.execute(_LOAD_SQL)
         fetched = cur.fetchall()
     rows = []
     stored = {}
+    unresolved = {}
     loads, row = orjson.loads, matching.IdentityRow
     for (source, source_type, source_id, entity_type, name, emails, domains, company_source_type,
          company_source_id, entity_id, pinned, phone, title, company_name, is_internal, linked,
-         changed) in fetched:
+         changed, version) in fetched:
         key = (source, source_type, source_id)
         stored[key] = entity_id
+        if changed:
+            unresolved[key] = version
         linked = loads(linked) if linked else None
         rows.append(row(
             source, source_type, source_id, entity_type, name, list(loads(emails) or ()) if emails else [],
@@ -147,15 +201,35 @@ def _load(conn: sa.engine.Connection, pins: dict) -> tuple[list[matching.Identit
             pins.get(key) or entity_id, pinned or key in pins, phone, title, company_name,
             (linked.get("source"), linked.get("source_type"), linked.get("source_id"))
             if isinstance(linked, dict) else None, is_internal, changed))
-    return rows, stored
+    return rows, stored, unresolved
 
 
-def _load_overrides(conn: sa.engine.Connection) -> list[resolve_overrides.Override]:
-    rows = conn.execute(sa.text("SELECT action, entity_type, entity_id::text AS entity_id, identity_keys, "
-                                "apart_keys FROM entity_overrides ORDER BY id")).mappings()
+_MARK_RESOLVED_SQL = (
+    "UPDATE source_identities si SET resolved = true "
+    "FROM json_to_recordset(%(rows)s::json) AS k(source text, source_type text, source_id text, version text) "
+    "WHERE si.source = k.source AND si.source_type = k.source_type AND si.source_id = k.source_id "
+    "AND si.xmin::text = k.version")
+
+
+def _mark_resolved(conn: sa.engine.Connection, unresolved: dict[Key, str]) -> None:
+    """The new and changed identities this run matched are resolved, unless the ingest wrote them
+    again since they were loaded (another row version): those stay for the next run, which would
+    otherwise never score their new values (``WHERE NOT resolved`` marked them too)."""
+    rows = [{"source": s, "source_type": t, "source_id": i, "version": v} for (s, t, i), v in unresolved.items()]
+    for batch in _batches(rows):
+        bulk.execute(conn, _MARK_RESOLVED_SQL, batch)
+
+
+def _load_overrides(conn: sa.engine.Connection) -> tuple[list[resolve_overrides.Override], str]:
+    """The manual decisions, oldest first, and a fingerprint of their ids: from the rows this run
+    applies, not from a second query, which could see a decision committed in between."""
+    rows = conn.execute(sa.text("SELECT id, action, entity_type, entity_id::text AS entity_id, identity_keys, "
+                                "apart_keys FROM entity_overrides ORDER BY id")).mappings().all()
+    ids = ",".join(str(r["id"]) for r in rows)
+    seen = f"{len(rows)}:{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
     return [resolve_overrides.Override(r["action"], r["entity_type"], r["entity_id"],
                                        [resolve_overrides.as_key(k) for k in r["identity_keys"]],
-                                       [resolve_overrides.as_key(k) for k in r["apart_keys"]]) for r in rows]
+                                       [resolve_overrides.as_key(k) for k in r["apart_keys"]]) for r in rows], seen
 
 
 @dataclass(frozen=True)

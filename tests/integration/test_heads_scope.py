@@ -22,7 +22,7 @@ def heads_a_full_recomputation_would_change(settings) -> set[str]:
     with db.engine_for(settings).connect() as conn:
         transaction = conn.begin()
         try:
-            rows, stored = entities._load(conn, {})
+            rows, stored, _ = entities._load(conn, {})
             by_key = {r.key: r for r in rows}
             mappings = [SimpleNamespace(key=key, entity_type=by_key[key].entity_type, entity_id=entity_id)
                         for key, entity_id in stored.items() if entity_id]

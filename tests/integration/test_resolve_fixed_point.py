@@ -13,7 +13,7 @@ from common import db
 from ingest_worker import pipeline
 from ingest_worker.generate import generate
 from resolve_worker import entities
-from tests.integration.test_resolve import add_identity, entity
+from tests.integration.test_resolve import add_identity, entity, forget_decisions_applied
 
 SOURCES = ("gong", "slack", "hubspot", "salesforce")
 # scale 10 is the smallest measured to show the flip before the fix (scale 2 did not)
@@ -64,6 +64,7 @@ def test_heads_do_not_depend_on_the_order_rows_come_back_in(domain):
     assert after_first[entity(domain, "gong", "parties", "c1")][0] == "Chris Jones"  # a phone is no name
     for _ in range(2):
         reverse_physical_order(domain, "source_identities", "entity_mappings")
+        forget_decisions_applied(domain)  # else the run finds nothing to resolve and matches nothing
         again = entities.resolve_all(domain)
         assert (again.changed, again.timelines_invalidated) == (0, 0)
         assert heads(domain) == after_first
@@ -90,10 +91,15 @@ def test_the_first_resolve_run_on_generated_data_is_already_the_fixed_point(gene
     first = entities.resolve_all(generated)
     assert first.changed > 0 and first.timelines_invalidated > 0
     after_first = heads(generated)
+    forget_decisions_applied(generated)  # else the run finds nothing to resolve and matches nothing
     second = entities.resolve_all(generated)
     assert (second.changed, second.timelines_invalidated) == (0, 0)
     assert heads(generated) == after_first
     assert list(second.phases) == ["load", "match", "mappings", "entities", "links", "commit", "caches"]
+    third = entities.resolve_all(generated)  # nothing new since: matching skipped
+    assert third.unchanged and list(third.phases) == ["check", "links", "commit", "caches"]
+    assert (third.changed, third.timelines_invalidated, third.identities) == (0, 0, second.identities)
+    assert (third.persons, third.companies, third.links) == (second.persons, second.companies, second.links)
 
 
 def test_a_full_run_over_unchanged_identities_rewrites_no_row(generated):
