@@ -82,8 +82,8 @@ def configure(app: Celery, s: settings_mod.Settings) -> None:
         # re-enqueue themselves), embed and resolve tasks last minutes at most; a worker killed
         # outright is handled sooner by stale-run recovery (common/recovery.py), not by redelivery.
         broker_transport_options={"visibility_timeout": s.visibility_timeout_seconds,
-                                  "global_keyprefix": s.key_prefix + "celery:"},
-        result_backend_transport_options={"global_keyprefix": s.key_prefix + "celery:"},
+                                  "global_keyprefix": s.celery_key_prefix},
+        result_backend_transport_options={"global_keyprefix": s.celery_key_prefix},
         worker_hijack_root_logger=False,
     )
     from common.schedule import beat_schedule

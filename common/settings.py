@@ -212,6 +212,12 @@ class Settings:
         return ("".join(p[0] for p in parts if p) if len(parts) > 1 else self.domain) + ":"
 
     @property
+    def celery_key_prefix(self) -> str:
+        """Prefix of Celery's Redis keys (kombu's ``global_keyprefix``): queue ``<domain>.ingest`` is
+        the Redis list ``<key_prefix>celery:<domain>.ingest``."""
+        return self.key_prefix + "celery:"
+
+    @property
     def collection_prefix(self) -> str:
         return "".join(p.capitalize() for p in self.domain.split("_"))
 

@@ -63,18 +63,28 @@ def _broker(settings: Settings) -> dict:
     try:
         from kombu import Connection
 
-        with Connection(settings.broker_url, connect_timeout=2) as conn:
+        # the Celery app's key prefix, or kombu looks for Redis lists no message is ever put on
+        with Connection(settings.broker_url, connect_timeout=2,
+                        transport_options={"global_keyprefix": settings.celery_key_prefix}) as conn:
             conn.ensure_connection(max_retries=1)
-            depths = {}
-            for phase in ("ingest", "resolve", "embed"):
-                name = settings.queue(phase)
-                try:
-                    depths[name] = conn.default_channel.queue_declare(name, passive=True).message_count
-                except Exception:
-                    depths[name] = None  # not declared yet: no worker has started on it
+            depths = {settings.queue(p): _queue_depth(conn, settings.queue(p)) for p in ("ingest", "resolve", "embed")}
         return {"ok": True, "queue_depths": depths}
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _queue_depth(conn: Any, name: str) -> int | None:
+    """Messages waiting on ``name``: RabbitMQ's count, or on Redis the summed lengths of the queue's
+    lists (kombu keeps one per priority step); None when RabbitMQ has no such queue yet."""
+    channel = conn.default_channel
+    if conn.transport.driver_type == "redis":
+        # Redis has no queue to declare (a declare only counts its lists), and a passive one always
+        # fails under a global_keyprefix: kombu's EXISTS leaves the prefix off
+        return channel.queue_declare(name).message_count
+    try:
+        return channel.queue_declare(name, passive=True).message_count
+    except conn.channel_errors:
+        return None  # not declared yet: no worker or sender has used it
 
 
 def _rate_limits(settings: Settings) -> dict:
