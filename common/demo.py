@@ -33,7 +33,7 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda m: None) ->
         t0 = time.perf_counter()
         started = runs.start_run(settings, list(settings.sources), trigger="demo", full_refresh=True)
         if started.created:
-            runs.build_canvas(settings, started.run_id, list(settings.sources)).apply_async()
+            runs.dispatch(settings, started.run_id, list(settings.sources))
         last = {"line": ""}
 
         def show(r: dict) -> None:
