@@ -30,7 +30,7 @@ def trigger():  # noqa: ANN201
         raise ApiError(400, "bad_request", "full_refresh must be true or false")
     started = runs.start_run(settings, sorted(set(sources)), trigger="api", full_refresh=full)
     if started.created:
-        runs.build_canvas(settings, started.run_id, sorted(set(sources))).apply_async()
+        runs.dispatch(settings, started.run_id, sorted(set(sources)))
     status_url = url_for("sync.run_status", run_id=started.run_id)
     return jsonify({"run_id": started.run_id, "created": started.created, "status_url": status_url}), \
         202, {"Location": status_url}

@@ -19,25 +19,16 @@ from celery.exceptions import Retry
 from kombu import Exchange, Queue, pools
 
 from common import embedded, logctx, metrics, runs, settings as settings_mod
+from common.schedule import beat_schedule
+# Task names live in common.tasknames (common.schedule needs them too); tasks and callers spell them ca.NAME
+from common.tasknames import (ANALYTICS, DISPATCH_SYNC, EMBED_PENDING, FINISH_RUN,  # noqa: F401
+                              PROCESS_SOURCE, PRUNE_RETENTION, RECOVER_STALE_RUNS, REDRIVE_DEAD_LETTERS,
+                              RESOLVE_ENTITIES, TRIGGER_SOURCE, WAIT_SOURCE, WARM_CACHES)
 
 log = logging.getLogger("payready.task")
 
 INGEST, RESOLVE, EMBED = "ingest", "resolve", "embed"
 PHASE_QUEUES = (INGEST, RESOLVE, EMBED)
-
-# Task names: constants, so callers and beat never spell them twice.
-TRIGGER_SOURCE = "ingest_worker.tasks.trigger_source"
-WAIT_SOURCE = "ingest_worker.tasks.wait_source"
-PROCESS_SOURCE = "ingest_worker.tasks.process_source"
-RESOLVE_ENTITIES = "resolve_worker.tasks.resolve_entities"
-ANALYTICS = "resolve_worker.tasks.refresh_analytics"
-FINISH_RUN = "resolve_worker.tasks.finish_run"
-EMBED_PENDING = "embed_worker.tasks.embed_pending"
-DISPATCH_SYNC = "ingest_worker.tasks.dispatch_sync"
-RECOVER_STALE_RUNS = "ingest_worker.tasks.recover_stale_runs"
-REDRIVE_DEAD_LETTERS = "ingest_worker.tasks.redrive_dead_letters"
-WARM_CACHES = "resolve_worker.tasks.warm_caches"
-PRUNE_RETENTION = "resolve_worker.tasks.prune_retention"
 
 _MODULE_QUEUE = {"ingest_worker": INGEST, "resolve_worker": RESOLVE, "embed_worker": EMBED}
 
@@ -86,8 +77,6 @@ def configure(app: Celery, s: settings_mod.Settings) -> None:
         result_backend_transport_options={"global_keyprefix": s.celery_key_prefix},
         worker_hijack_root_logger=False,
     )
-    from common.schedule import beat_schedule
-
     app.conf.beat_schedule = beat_schedule(s)
     # Queues and connection pools are cached on first use; a new domain (tests, the CLI) brings new
     # queues and a new key prefix, so drop them and let the next use build them from this config.

@@ -113,7 +113,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     sources = args.source or list(s.sources)
     started = runs.start_run(s, sources, trigger="cli", full_refresh=args.full_refresh)
     if started.created:
-        runs.build_canvas(s, started.run_id, sources).apply_async()
+        runs.dispatch(s, started.run_id, sources)
     audit.write(s, f"cli:{getpass.getuser()}", "sync.trigger", f"run_id={started.run_id}",
                 "created" if started.created else "joined", {"sources": sources})
     if not args.wait:

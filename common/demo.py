@@ -33,7 +33,7 @@ def run(settings: Settings, progress: Callable[[str], None] = lambda m: None) ->
         t0 = time.perf_counter()
         started = runs.start_run(settings, list(settings.sources), trigger="demo", full_refresh=True)
         if started.created:
-            runs.build_canvas(settings, started.run_id, list(settings.sources)).apply_async()
+            runs.dispatch(settings, started.run_id, list(settings.sources))
         last = {"line": ""}
 
         def show(r: dict) -> None:
@@ -130,16 +130,19 @@ def render(summary: dict) -> str:
                          f"{_one_line(item['title'] or item['snippet'])[:70]}")
     ans = summary.get("sample_answer")
     if ans:
-        lines += ["", f"Search: {ans['question']!r}"]
-        for p in ans["passages"]:
+        # best first by the fused rank (meaning and keywords), which is what orders the hits; the
+        # cosine similarity alone need not descend, so it is shown beside it, labelled
+        lines += ["", f"Search: {ans['question']!r} (best first by fused rank; similarity = cosine to the query)"]
+        for n, p in enumerate(ans["passages"], start=1):
             if "error" in p:
                 lines.append(f"  (unavailable: {p['error']})")
                 continue
-            lines.append(f"  [{p['score']:.2f}] {p['source']}/{p['source_type']}/{p['source_id']} "
+            lines.append(f"  {n}. rank {p['rank_score']:.4f} similarity {p['score']:.2f} "
+                         f"({'+'.join(p['matched_by'])}) {p['source']}/{p['source_type']}/{p['source_id']} "
                          f"{(p['occurred_at'] or '')[:10]}: {p['text'][:100]!r}")
             who = [e["name"] for e in (p.get("persons") or []) + (p.get("companies") or []) if e.get("name")]
             if who:
-                lines.append(f"         with {', '.join(who[:6])}" + (" ..." if len(who) > 6 else ""))
+                lines.append(f"     with {', '.join(who[:6])}" + (" ..." if len(who) > 6 else ""))
     asked = summary.get("sample_question")
     if asked:
         lines += ["", f"Question: {asked['question']!r} ({asked.get('mode', 'unanswered')})"]

@@ -59,6 +59,24 @@ def _pg_url(pgdata: Path) -> str:
     return f"postgresql+psycopg2://postgres@/postgres?host={pgdata}"
 
 
+def _redis_url(redis_dir: Path) -> str:
+    return f"unix://{redis_dir / 'redis.sock'}?db=0"
+
+
+def in_use(settings: Settings) -> bool:
+    """Whether ``settings`` talk to the embedded stack of their data folder (`payready status`).
+
+    True when a URL is unset (the embedded stack is what this process uses, found through
+    ``stack.json`` or started for the command) and when the database or Redis URL is that stack's:
+    what a command has once it filled them from ``stack.json``, and what ``payready up`` passes to
+    the processes it starts. ``Settings.embedded`` answers only the first question.
+    """
+    if settings.embedded:
+        return True
+    data_dir = settings.data_dir.expanduser().resolve()
+    return settings.database_url == _pg_url(data_dir / "postgres") or settings.redis_url == _redis_url(data_dir / "redis")
+
+
 class EmbeddedStack:
     """Starts and stops the embedded Postgres and Redis; use as a context manager."""
 
@@ -90,7 +108,7 @@ class EmbeddedStack:
         sock = self.redis_dir / "redis.sock"
         self.urls = StackUrls(
             database_url=_pg_url(self.pg_dir),
-            redis_url=f"unix://{sock}?db=0",
+            redis_url=_redis_url(self.redis_dir),
             broker_url=f"redis+socket://{sock}?virtual_host=1",
             owner_pid=os.getpid(),
         )

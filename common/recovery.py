@@ -89,7 +89,7 @@ def recover_stale_runs(settings: Settings, stale_after: Optional[float] = None) 
         started = runs.start_run(settings, sources, trigger="recovery", full_refresh=full_refresh)
         if started.created:
             runs.phase(settings, started.run_id, "recovery", recovered_from=run_id)
-            runs.build_canvas(settings, started.run_id, sources).apply_async()
+            runs.dispatch(settings, started.run_id, sources)
         log.warning("run %s stale for %ss: failed; sources %s resumed by run %s", run_id, seconds,
                     ",".join(sources), started.run_id)
         done.append(Recovered(run_id, sources, started.run_id, started.created))

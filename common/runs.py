@@ -210,6 +210,32 @@ def wait_for(settings: Settings, run_id: str, timeout: float = 600.0, poll: floa
         time.sleep(poll)
 
 
+def dispatch(settings: Settings, run_id: str, sources: list[str]) -> None:
+    """Send the run's canvas, keeping none of its Celery results.
+
+    A run's progress is read from the database, never from Celery results; but sending a chord
+    registers its header's results with the result backend (a Redis pub/sub subscription each,
+    the chord's barrier waiting on them), for as long as the process lives. They are released here,
+    while the backend is reachable: left to interpreter shutdown (a CLI command), each result's
+    unsubscribe fails with "Exception ignored in AsyncResult.__del__ ... sys.meta_path is None".
+    """
+    from common.celery_app import app
+
+    backend = app.backend
+    before = {id(r) for r in _pending_results(backend)}
+    build_canvas(settings, run_id, sources).apply_async()
+    for result in _pending_results(backend):
+        if id(result) not in before:  # another thread's results are its own business
+            backend.remove_pending_result(result)
+
+
+def _pending_results(backend: Any) -> list:
+    # Celery keeps them per task id in two mappings (strong, weak) of asynchronous backends only
+    # (Redis, RPC); it has no public way to list them
+    return [r for mapping in getattr(backend, "_pending_results", ()) for waiters in list(mapping.values())
+            for r in list(waiters.values())]
+
+
 def build_canvas(settings: Settings, run_id: str, sources: list[str]):
     """The six phases of DESIGN §3 as one canvas.
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from common.celery_app import (DISPATCH_SYNC, PRUNE_RETENTION, RECOVER_STALE_RUNS, REDRIVE_DEAD_LETTERS,
-                               WARM_CACHES)
 from common.settings import Settings
+from common.tasknames import DISPATCH_SYNC, PRUNE_RETENTION, RECOVER_STALE_RUNS, REDRIVE_DEAD_LETTERS, WARM_CACHES
 
 
 @dataclass(frozen=True)

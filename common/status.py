@@ -5,7 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from common import db
+from common import db, embedded
 from common.settings import Settings, redact_url
 
 
@@ -14,7 +14,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         "domain": settings.domain,
         "urls": {"database": redact_url(settings.database_url), "redis": redact_url(settings.redis_url),
                  "broker": redact_url(settings.broker_url)},
-        "embedded": settings.embedded,
+        "embedded": embedded.in_use(settings),
     }
     report["database"] = _database(settings)
     report["redis"] = _redis(settings)

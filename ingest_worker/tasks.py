@@ -102,7 +102,7 @@ def dispatch_sync(self, sources: list[str] | None = None) -> dict:
     chosen = sources or list(s.sources)
     started = runs.start_run(s, chosen, trigger="beat")
     if started.created:
-        runs.build_canvas(s, started.run_id, chosen).apply_async()
+        runs.dispatch(s, started.run_id, chosen)
     audit.write(s, "beat", "sync.trigger", f"run_id={started.run_id}",
                 "created" if started.created else "joined", {"sources": chosen})
     return {"run_id": started.run_id, "created": started.created}

@@ -79,7 +79,7 @@ def start_run(settings: Settings, sources=SOURCES) -> str:  # noqa: ANN001
     activate(settings)
     started = runs.start_run(settings, list(sources), trigger="test")
     assert started.created
-    runs.build_canvas(settings, started.run_id, list(sources)).apply_async()
+    runs.dispatch(settings, started.run_id, list(sources))
     return started.run_id
 
 

@@ -45,6 +45,12 @@ def test_up_serves_api_and_flower_and_stops_everything_on_sigterm(tmp_path):
         assert ready["flower"][0] == 200
         stack = json.loads((tmp_path / "data" / "stack.json").read_text())
         assert stack["owner_pid"] == proc.pid
+        # another command finds the stack through the data folder and says it is the embedded one
+        shown = subprocess.run([sys.executable, "-m", "common.cli", "status", "--json"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=120)
+        report = json.loads(shown.stdout)
+        assert shown.returncode == 0 and report["database"]["ok"], shown.stderr[-2000:]
+        assert report["embedded"] is True and report["urls"]["database"] == stack["database_url"]
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)

@@ -22,6 +22,7 @@ PROCFILE = parse_procfile((ROOT / "Procfile").read_text()).processes
 COMPOSE = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
 K8S = [d for f in sorted((DEPLOY / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
 DEPLOYMENTS = {d["metadata"]["name"]: d for d in K8S if d["kind"] == "Deployment"}
+JOBS = {d["metadata"]["name"]: d for d in K8S if d["kind"] == "Job"}
 RULES = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "alerts.yml").read_text())
 DASHBOARD = json.loads((DEPLOY / "grafana" / "dashboard.json").read_text())
 VARS = settings_mod._VARS
@@ -57,6 +58,28 @@ def test_every_procfile_process_is_a_compose_service_and_a_k8s_deployment():
     assert "entrypoint" not in str(COMPOSE["services"]["web"]), "containers run the Procfile's command"
 
 
+def test_a_k8s_job_migrates_as_compose_does_with_the_workers_image_config_and_secrets():
+    # without it a fresh cluster has no schema and /readyz answers 503
+    job = JOBS["payready-migrate"]
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == COMPOSE["services"]["migrate"]["command"] == ["migrate"]
+    assert pod["restartPolicy"] in ("Never", "OnFailure") and job["spec"]["backoffLimit"] >= 1
+    for name in ("payready-ingest", "payready-web"):
+        deployment = DEPLOYMENTS[name]
+        [theirs] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == theirs["image"], name
+        assert container["envFrom"] == theirs["envFrom"], name
+        secret_env = {k: v for k, v in _k8s_env(deployment).items() if k.endswith("_FILE")}
+        assert {k: v for k, v in _k8s_env(job).items() if k.endswith("_FILE")} == secret_env, name
+        assert {m["mountPath"]: m for m in container["volumeMounts"]}["/run/secrets/payready"] == \
+            {m["mountPath"]: m for m in theirs["volumeMounts"]}["/run/secrets/payready"]
+        assert {v["name"]: v for v in pod["volumes"]}["secrets"] == \
+            {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}["secrets"]
+    # migrate refuses to start the embedded stack only when both URLs are given
+    assert {"PAYREADY_DATABASE_URL_FILE", "PAYREADY_REDIS_URL_FILE"} <= set(_k8s_env(job))
+
+
 def test_cli_proc_runs_procfile_entries():
     from common.cli import build_parser
 
@@ -76,7 +99,7 @@ def test_variables_in_compose_and_k8s_are_settings_and_secrets_come_from_files()
             _check_var(var)
             assert var not in SECRET_VARS, f"ConfigMap: {var} is a secret"
     secret_keys = {k for d in K8S if d["kind"] == "Secret" for k in d["stringData"]}
-    for name, deployment in DEPLOYMENTS.items():
+    for name, deployment in {**DEPLOYMENTS, **JOBS}.items():
         env = _k8s_env(deployment)
         for var, value in env.items():
             _check_var(var)
