@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,6 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from common import db
 from common.settings import Settings
+
+log = logging.getLogger("payready.runs")
 
 # Parallel embed tasks per run; each claims batches with SKIP LOCKED, so more slots only help
 # when more embed processes run.
@@ -224,16 +228,23 @@ def dispatch(settings: Settings, run_id: str, sources: list[str]) -> None:
     backend = app.backend
     before = {id(r) for r in _pending_results(backend)}
     build_canvas(settings, run_id, sources).apply_async()
-    for result in _pending_results(backend):
-        if id(result) not in before:  # another thread's results are its own business
-            backend.remove_pending_result(result)
+    try:
+        for result in _pending_results(backend):
+            if id(result) not in before:  # another thread's results are its own business
+                backend.remove_pending_result(result)
+    except Exception:  # noqa: BLE001 - the canvas is sent; a Celery whose internals differ costs only the noise
+        log.debug("could not release the results of run %s", run_id, exc_info=True)
 
 
 def _pending_results(backend: Any) -> list:
     # Celery keeps them per task id in two mappings (strong, weak) of asynchronous backends only
-    # (Redis, RPC); it has no public way to list them
-    return [r for mapping in getattr(backend, "_pending_results", ()) for waiters in list(mapping.values())
-            for r in list(waiters.values())]
+    # (Redis, RPC); it has no public way to list them. Celery 5.5+ keeps a dict of waiters per id,
+    # earlier 5.x the result itself
+    out = []
+    for mapping in getattr(backend, "_pending_results", ()):
+        for waiting in list(mapping.values()):
+            out.extend(list(waiting.values()) if isinstance(waiting, Mapping) else [waiting])
+    return out
 
 
 def build_canvas(settings: Settings, run_id: str, sources: list[str]):
