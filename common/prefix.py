@@ -27,14 +27,16 @@ def claim(settings: Settings) -> None:
     if not settings.redis_url:
         return
     key = settings.key_prefix + "domain"
+    client = ratelimit.client_for(settings, socket_timeout=2)
     try:
-        client = ratelimit.client_for(settings, socket_timeout=2)
         client.set(key, settings.domain, nx=True)
         owner = client.get(key)
     except redis.RedisError as exc:
         log.warning("Redis prefix %r not checked against other domains (Redis unavailable): %s",
                     settings.key_prefix, exc)
         return
+    finally:
+        client.close()
     owner = owner.decode() if isinstance(owner, bytes) else owner
     if owner is not None and owner != settings.domain:
         derived = "" if settings.redis_prefix else " (derived from the domain's initials)"

@@ -23,6 +23,9 @@ class FakeRedis:
     def get(self, key: str):  # noqa: ANN201
         return self.data.get(key)
 
+    def close(self) -> None:
+        pass
+
 
 @pytest.fixture()
 def fake(monkeypatch):  # noqa: ANN001
