@@ -9,12 +9,13 @@ from typing import Optional
 
 from flask import Flask
 
-from common import embedded, settings as settings_mod
+from common import embedded, prefix, settings as settings_mod
 from common.settings import Settings
 
 
 def create_app(settings: Optional[Settings] = None) -> Flask:
     settings = settings or embedded.resolve_urls(settings_mod.get())
+    prefix.claim(settings)  # a Redis prefix held by another domain fails start-up (ConfigError)
     settings_mod.override(settings)
     app = Flask(__name__, static_folder=None)
     app.config["PAYREADY"] = settings

@@ -302,7 +302,8 @@ def main() -> int:
         env = stack.start().as_env()
     web = None
     try:
-        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": f"bench_{uuid.uuid4().hex[:8]}"})
+        domain = f"bench_{uuid.uuid4().hex[:8]}"  # its own Redis prefix: bench_<hex> would share 16
+        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": domain, "PAYREADY_REDIS_PREFIX": f"{domain}:"})
         settings_mod.override(settings)
         migrate(settings)
         t0 = time.perf_counter()

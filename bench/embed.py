@@ -360,7 +360,7 @@ def main() -> int:
                 stack = restart_with_shared_buffers(stack, args.shared_buffers)
             summary["shared_buffers"] = show_setting(env, "shared_buffers")
         domain = f"bench_{uuid.uuid4().hex[:8]}"
-        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": domain})
+        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": domain, "PAYREADY_REDIS_PREFIX": f"{domain}:"})
         settings_mod.override(settings)
         migrate(settings)
         vec_settings = None
@@ -372,7 +372,8 @@ def main() -> int:
                 centers = embedder.embed(texts[: args.centers])
                 reuse = manifest.get("params") == wanted and manifest.get("model") == tag
                 vec_domain = manifest["domain"] if reuse else f"benchvec_{uuid.uuid4().hex[:8]}"
-                vec_settings = settings_mod.load({**env, "PAYREADY_DOMAIN": vec_domain})
+                vec_settings = settings_mod.load({**env, "PAYREADY_DOMAIN": vec_domain,
+                                                  "PAYREADY_REDIS_PREFIX": f"{vec_domain}:"})
                 summary["vectors"] = args.vectors
                 if reuse:
                     print(f"reusing {args.vectors:,} loaded vectors in domain {vec_domain} from {manifest_path}")

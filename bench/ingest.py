@@ -215,7 +215,8 @@ def main() -> None:
             env = stack.start().as_env()
             print(f"embedded stack up in {time.perf_counter() - t:.1f}s")
         domain = f"bench_{uuid.uuid4().hex[:8]}"
-        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": domain, "PAYREADY_LANDING": "files",
+        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": domain, "PAYREADY_REDIS_PREFIX": f"{domain}:",
+                                      "PAYREADY_LANDING": "files",
                                       "PAYREADY_BATCH_SIZE": str(args.batch_size)})
         settings = settings_mod._replace(settings, landing_dir=data_dir)
         settings_mod.override(settings)

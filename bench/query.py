@@ -69,6 +69,7 @@ def main() -> int:
         stack = embedded.EmbeddedStack(Path(tempfile.mkdtemp(prefix="bench-query-")))
         env.update(stack.start().as_env())
     env["PAYREADY_DOMAIN"] = f"bench_{uuid.uuid4().hex[:8]}"
+    env["PAYREADY_REDIS_PREFIX"] = env["PAYREADY_DOMAIN"] + ":"  # bench_<hex> would share 16 prefixes
     settings = settings_mod.load(env)
     settings_mod.override(settings)
     try:

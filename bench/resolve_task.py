@@ -136,7 +136,8 @@ def main() -> int:
         if len(env) < 2:
             stack = embedded.EmbeddedStack(work / "stack")
             env = stack.start().as_env()
-        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": f"bench_{uuid.uuid4().hex[:8]}",
+        domain = f"bench_{uuid.uuid4().hex[:8]}"  # its own Redis prefix: bench_<hex> would share 16
+        settings = settings_mod.load({**env, "PAYREADY_DOMAIN": domain, "PAYREADY_REDIS_PREFIX": f"{domain}:",
                                       "PAYREADY_LANDING": "files"})
         settings = settings_mod._replace(settings, landing_dir=data_dir)
         settings_mod.override(settings)

@@ -18,7 +18,7 @@ from celery import Celery, Task, signals
 from celery.exceptions import Retry
 from kombu import Exchange, Queue, pools
 
-from common import embedded, logctx, metrics, runs, settings as settings_mod
+from common import embedded, logctx, metrics, prefix, runs, settings as settings_mod
 from common.schedule import beat_schedule
 # Task names live in common.tasknames (common.schedule needs them too); tasks and callers spell them ca.NAME
 from common.tasknames import (ANALYTICS, DISPATCH_SYNC, EMBED_PENDING, FINISH_RUN,  # noqa: F401
@@ -44,6 +44,7 @@ def _route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **
 def configure(app: Celery, s: settings_mod.Settings) -> None:
     """Apply settings to the app; called at import and again when tests change settings."""
     s = embedded.resolve_urls(s)
+    prefix.claim(s)  # before any key is used under the prefix: another domain's keys are not ours
     broker = s.broker_url or "memory://"  # no broker configured: fail on first send, not at import
     app.conf.update(
         broker_url=broker,

@@ -52,6 +52,9 @@ def _port(raw: str) -> int:
 def _settings(env_overrides: Optional[dict] = None) -> Settings:
     env = {**os.environ, **(env_overrides or {})}
     s = embedded.resolve_urls(settings_mod.load(env))
+    from common import prefix
+
+    prefix.claim(s)  # a Redis prefix held by another domain: exit 2 naming PAYREADY_REDIS_PREFIX
     settings_mod.override(s)
     return s
 
@@ -299,7 +302,7 @@ def cmd_proc(args: argparse.Namespace) -> int:
 def _process_env(s: Settings) -> dict[str, str]:
     env = {"PAYREADY_DOMAIN": s.domain, "PAYREADY_DATA_DIR": str(s.data_dir)}
     for var, value in (("PAYREADY_DATABASE_URL", s.database_url), ("PAYREADY_REDIS_URL", s.redis_url),
-                       ("PAYREADY_BROKER_URL", s.broker_url)):
+                       ("PAYREADY_BROKER_URL", s.broker_url), ("PAYREADY_REDIS_PREFIX", s.redis_prefix)):
         if value:
             env[var] = value
     return env

@@ -225,7 +225,8 @@ class CircuitState:
         return max(ms, 0) / 1000
 
 
-def client_for(settings) -> redis.Redis:  # noqa: ANN001 - common.settings.Settings
+def client_for(settings, **options: object) -> redis.Redis:  # noqa: ANN001 - common.settings.Settings
+    """The domain's Redis client; ``options`` go to ``redis.Redis.from_url`` (socket_timeout=...)."""
     url = settings.redis_url
     if not url:
         from common import embedded
@@ -233,7 +234,7 @@ def client_for(settings) -> redis.Redis:  # noqa: ANN001 - common.settings.Setti
         url = embedded.resolve_urls(settings).redis_url
     if not url:
         raise ValueError("PAYREADY_REDIS_URL is unset and no embedded stack is running")
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(url, **options)
 
 
 def for_settings(settings=None) -> RateLimiter:  # noqa: ANN001

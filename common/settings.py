@@ -144,7 +144,8 @@ class Settings:
     embed_batch_size: int = 256
     # Keep Slack bot messages (CRM-update feeds are bot posts) instead of skipping them.
     include_bot_messages: bool = False
-    # Redis key prefix; unset = initials of the domain ("pr:" for pay_ready).
+    # Redis key prefix; unset = initials of the domain ("pr:" for pay_ready). Claimed by the domain at
+    # start (common/prefix.py): a prefix another domain holds fails start-up.
     redis_prefix: Optional[str] = None
     # API bind address and port for `payready up`.
     api_host: str = "127.0.0.1"

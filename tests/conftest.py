@@ -71,9 +71,12 @@ def stack_urls(tmp_path_factory) -> embedded.StackUrls:  # noqa: ANN001
 
 
 def make_settings(urls: embedded.StackUrls, domain: str, **extra: object) -> Settings:
+    """Settings of ``domain`` on the session's stack. Its Redis prefix is ``<domain>:`` unless the
+    test gives ``redis_prefix`` (None: the derived initials): test domains t_<hex> would otherwise
+    share 16 prefixes, which start-up refuses (common/prefix.py)."""
     env = {**urls.as_env(), "PAYREADY_DOMAIN": domain}
-    base = settings_mod.load(env)
-    return settings_mod._replace(base, **extra) if extra else base
+    extra.setdefault("redis_prefix", f"{domain}:")
+    return settings_mod._replace(settings_mod.load(env), **extra)
 
 
 def activate(settings: Settings) -> None:
@@ -92,6 +95,19 @@ def drop_domain(settings: Settings) -> None:
     with db.transaction(settings) as conn:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{settings.schema}" CASCADE'))
     db.dispose_all()
+    release_prefix(settings)
+
+
+def release_prefix(settings: Settings) -> None:
+    """Delete the domain's claim on its Redis prefix (common/prefix.py), if it holds it."""
+    import redis
+
+    if not settings.redis_url:
+        return
+    client = redis.Redis.from_url(settings.redis_url)
+    key = settings.key_prefix + "domain"
+    if client.get(key) == settings.domain.encode():
+        client.delete(key)
 
 
 @pytest.fixture(scope="module")

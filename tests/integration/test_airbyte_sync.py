@@ -75,7 +75,9 @@ def airbyte_domain(stack_urls, tmp_path_factory):
     from common import settings as settings_mod
     from common.cli import migrate
 
-    settings = settings_mod.load({**stack_urls.as_env(), "PAYREADY_DOMAIN": f"t_{uuid.uuid4().hex[:10]}", **env})
+    domain = f"t_{uuid.uuid4().hex[:10]}"
+    settings = settings_mod.load({**stack_urls.as_env(), "PAYREADY_DOMAIN": domain,
+                                  "PAYREADY_REDIS_PREFIX": f"{domain}:", **env})
     activate(settings)
     migrate(settings)
     landed = {}

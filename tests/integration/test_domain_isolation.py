@@ -14,7 +14,7 @@ from tests.ops import (PHASES, SOURCES, GatedOpenAIServer, fingerprint, logs_wit
 
 
 def test_pay_ready_and_paragon_sync_side_by_side_and_nothing_crosses(stack_urls, tmp_path):
-    domains = {name: make_settings(stack_urls, name) for name in ("pay_ready", "paragon")}
+    domains = {name: make_settings(stack_urls, name, redis_prefix=None) for name in ("pay_ready", "paragon")}
     a, b = domains["pay_ready"], domains["paragon"]
     assert (a.schema, a.key_prefix, a.queue("embed"), a.collection_prefix) == \
         ("pay_ready", "pr:", "pay_ready.embed", "PayReady")

@@ -53,7 +53,9 @@ def test_two_processes_per_worker_type_share_work_without_duplicates(stack_urls,
              "PAYREADY_AIRBYTE_CONNECTIONS": ",".join(f"{s}={c}" for s, c in connections.items()),
              "PAYREADY_AIRBYTE_POLL_SECONDS": "1", "PAYREADY_BATCH_SIZE": "40",
              "PAYREADY_PROCESS_BATCHES_PER_TASK": "2", "PAYREADY_EMBED_BATCH_SIZE": "32"}
-    s = settings_mod.load({**stack_urls.as_env(), "PAYREADY_DOMAIN": f"scale_{uuid.uuid4().hex[:8]}", **extra})
+    domain = f"scale_{uuid.uuid4().hex[:8]}"
+    s = settings_mod.load({**stack_urls.as_env(), "PAYREADY_DOMAIN": domain, "PAYREADY_REDIS_PREFIX": f"{domain}:",
+                           **extra})
     activate(s)
     migrate(s)
     with db.transaction(s) as conn:
