@@ -143,7 +143,8 @@ def _link_only(settings: Settings, watch: _Stopwatch, started: float) -> Optiona
     queued since then are linked. None, having written nothing, when there is something to resolve."""
     with db.transaction(settings) as conn:
         conn.execute(sa.text(_LOCK_SQL))
-        _, seen = _load_overrides(conn)
+        ids = conn.execute(sa.text("SELECT id FROM entity_overrides ORDER BY id")).scalars().all()
+        seen = _decisions_seen(ids)
         applied = conn.execute(sa.text("SELECT rules, overrides FROM resolve_rules_applied")).first()
         if applied != (matching.rules(settings.default_phone_region), seen) or \
                 conn.execute(sa.text(_UNRESOLVED_SQL)).scalar():
@@ -219,13 +220,17 @@ def _mark_resolved(conn: sa.engine.Connection, versions: set[str]) -> None:
         conn.execute(sa.text(_MARK_RESOLVED_SQL), {"versions": sorted(versions)})
 
 
+def _decisions_seen(ids: list[int]) -> str:
+    """The fingerprint of the manual decisions a run applies (``resolve_rules_applied.overrides``)."""
+    return f"{len(ids)}:{hashlib.sha256(','.join(map(str, ids)).encode()).hexdigest()[:16]}"
+
+
 def _load_overrides(conn: sa.engine.Connection) -> tuple[list[resolve_overrides.Override], str]:
     """The manual decisions, oldest first, and a fingerprint of their ids: from the rows this run
     applies, not from a second query, which could see a decision committed in between."""
     rows = conn.execute(sa.text("SELECT id, action, entity_type, entity_id::text AS entity_id, identity_keys, "
                                 "apart_keys FROM entity_overrides ORDER BY id")).mappings().all()
-    ids = ",".join(str(r["id"]) for r in rows)
-    seen = f"{len(rows)}:{hashlib.sha256(ids.encode()).hexdigest()[:16]}"
+    seen = _decisions_seen([r["id"] for r in rows])
     return [resolve_overrides.Override(r["action"], r["entity_type"], r["entity_id"],
                                        [resolve_overrides.as_key(k) for k in r["identity_keys"]],
                                        [resolve_overrides.as_key(k) for k in r["apart_keys"]]) for r in rows], seen

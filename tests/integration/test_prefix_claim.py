@@ -56,6 +56,7 @@ def test_second_domain_with_the_same_initials_fails_at_every_start(twins):  # no
     with pytest.raises(ConfigError) as api_error:
         create_app(b)
     _names_both(str(api_error.value), a, b)
+    assert "(derived from the domain's initials)" in str(api_error.value)
     with pytest.raises(ConfigError) as celery_error:
         configure(celery_app, b)
     _names_both(str(celery_error.value), a, b)
